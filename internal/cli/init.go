@@ -1,0 +1,82 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"keel/internal/config"
+)
+
+func newInitCmd(g *globals) *cobra.Command {
+	var (
+		nodes, witness []string
+		raftPort       int
+		adminPort      int
+		clusterID      string
+	)
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create a cluster: its CA, node and client certificates, file-handle secret and configs",
+		Long: `init creates, in --dir, everything a new cluster needs:
+
+  ca.crt ca.key secret          the cluster CA and the file-handle MAC secret (keep ca.key safe)
+  client.yaml client.crt/.key   what the CLI and tunnels use to reach the cluster
+  nodes/<id>/                   one self-contained directory per node: copy it to that
+                                machine and run  keel serve --config nodes/<id>/node.yaml
+
+Name each node with --node ID=HOST (HOST is the address the others reach it at).
+Supported shapes: 3 data nodes; 2 data nodes + 1 witness (--witness ID=HOST);
+1 data node for trying things out.
+
+  keel init --dir ./prod --node n1=10.0.0.1 --node n2=10.0.0.2 --witness w1=10.0.0.3`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			spec := config.InitSpec{Dir: g.dir, ClusterID: clusterID}
+			add := func(list []string, role string) error {
+				for _, s := range list {
+					id, host, ok := strings.Cut(s, "=")
+					if !ok || id == "" || host == "" {
+						return fmt.Errorf("--node/--witness %q: write ID=HOST, e.g. n1=10.0.0.1", s)
+					}
+					spec.Nodes = append(spec.Nodes, config.NodeSpec{ID: id, Role: role, Host: host, RaftPort: raftPort, AdminPort: adminPort})
+				}
+				return nil
+			}
+			if err := add(nodes, config.RoleData); err != nil {
+				return err
+			}
+			if err := add(witness, config.RoleWitness); err != nil {
+				return err
+			}
+			if len(spec.Nodes) == 0 {
+				return fmt.Errorf("name the nodes with --node ID=HOST (and optionally --witness ID=HOST); for a local cluster just run `keel up`")
+			}
+			lay, err := config.Generate(spec)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), lay)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "Created cluster %s in %s\n\n", lay.ClusterID, lay.Dir)
+			for _, id := range lay.NodeIDs {
+				fmt.Fprintf(w, "  node %-8s %s\n", id, lay.NodeConfigs[id])
+			}
+			fmt.Fprintf(w, "  client        %s\n\n", lay.ClientConfig)
+			fmt.Fprintf(w, "Next: copy each nodes/<id> directory to its machine and run there\n  keel serve --config node.yaml\n")
+			fmt.Fprintf(w, "Then: keel status --config %s\n", lay.ClientConfig)
+			fmt.Fprintf(w, "Keep %s offline: it signs new certificates.\n", lay.CAKey)
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&nodes, "node", nil, "a data node, as ID=HOST (repeat)")
+	cmd.Flags().StringArrayVar(&witness, "witness", nil, "a witness node, as ID=HOST")
+	cmd.Flags().IntVar(&raftPort, "raft-port", 7401, "raft port on every node")
+	cmd.Flags().IntVar(&adminPort, "admin-port", 7501, "admin API port on every node")
+	cmd.Flags().StringVar(&clusterID, "cluster-id", "", "cluster id (default: random)")
+	addJSON(cmd, g)
+	return cmd
+}

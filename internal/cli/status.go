@@ -1,0 +1,93 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"keel/internal/cluster"
+)
+
+func newStatusCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show every node's role, raft position, lag and health, and the volumes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			st := c.Status(cmd.Context(), 3*time.Second)
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), st)
+			}
+			printStatus(cmd.OutOrStdout(), st)
+			if !st.Healthy {
+				return fmt.Errorf("cluster is not healthy")
+			}
+			return nil
+		},
+	}
+	addJSON(cmd, g)
+	return cmd
+}
+
+func printStatus(w io.Writer, st cluster.Status) {
+	health := "healthy"
+	if !st.Healthy {
+		health = "NOT HEALTHY"
+	}
+	leader := st.Leader
+	if leader == "" {
+		leader = "none (no quorum?)"
+	}
+	fmt.Fprintf(w, "cluster %s  leader %s  term %d  %s\n\n", st.ClusterID, leader, st.Term, health)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tROLE\tSTATE\tPID\tRAFT\tADMIN\tCOMMIT\tAPPLIED\tLAG\tRECEIVED\tHEALTH")
+	for _, m := range st.Nodes {
+		if m.Node == nil {
+			fmt.Fprintf(tw, "%s\t%s\tunreachable\t-\t-\t%s\t-\t-\t-\t-\t%s\n", m.ID, m.Role, m.AdminAddr, shorten(m.Error, 60))
+			continue
+		}
+		n := m.Node
+		lag := "-"
+		if st.Leader != "" {
+			lag = fmt.Sprintf("%d (%s)", m.LagIndex, formatSize(m.LagBytes))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", n.ID, n.Role, n.Raft.State, n.PID, n.RaftAddr, n.AdminAddr,
+			n.Raft.CommitIndex, n.Raft.AppliedIndex, lag, formatSize(n.Raft.ReceivedBytes), n.Health)
+	}
+	tw.Flush()
+	if len(st.Volumes) > 0 {
+		fmt.Fprintln(w)
+		printVolumes(w, st.Volumes)
+	}
+}
+
+func printVolumes(w io.Writer, vols []cluster.VolumeInfo) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VOLUME\tSIZE\tUSED\tUSE%\tINODES\tCREATED")
+	for _, v := range vols {
+		pct := 0.0
+		if v.SizeBytes > 0 {
+			pct = 100 * float64(v.UsedBytes) / float64(v.SizeBytes)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f%%\t%d\t%s\n", v.Name, formatSize(v.SizeBytes), formatSize(v.UsedBytes), pct, v.Inodes,
+			v.Created.Local().Format(time.DateTime))
+	}
+	tw.Flush()
+}
+
+func shorten(s string, n int) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > n {
+		return s[:n-1] + "…"
+	}
+	return s
+}

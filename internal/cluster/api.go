@@ -1,0 +1,66 @@
+// Package cluster owns the view of a keel cluster from outside a node: the
+// JSON types of the admin API, the mTLS client that finds the leader and
+// follows its hints, and the cluster status assembled from every node.
+package cluster
+
+import (
+	"time"
+
+	"keel/internal/replication"
+)
+
+// NodeStatus is what GET /v1/status returns.
+type NodeStatus struct {
+	ID        string             `json:"id"`
+	Role      string             `json:"role"`
+	PID       int                `json:"pid"`
+	Version   string             `json:"version"`
+	RaftAddr  string             `json:"raft_addr"`
+	AdminAddr string             `json:"admin_addr"`
+	StartedAt time.Time          `json:"started_at"`
+	Health    string             `json:"health"` // ok | no-leader | degraded: reason
+	DiskFree  uint64             `json:"disk_free_bytes"`
+	Raft      replication.Status `json:"raft"`
+	Volumes   []VolumeInfo       `json:"volumes,omitempty"` // data nodes: from local state
+}
+
+// VolumeInfo describes one volume.
+type VolumeInfo struct {
+	ID        uint64    `json:"id"`
+	Name      string    `json:"name"`
+	SizeBytes uint64    `json:"size_bytes"`
+	UsedBytes uint64    `json:"used_bytes"`
+	Inodes    uint64    `json:"inodes"`
+	Created   time.Time `json:"created"`
+}
+
+// VolumeRequest creates or resizes a volume.
+type VolumeRequest struct {
+	Name      string `json:"name,omitempty"`
+	SizeBytes uint64 `json:"size_bytes"`
+}
+
+// ErrorBody is the JSON body of every error response.
+type ErrorBody struct {
+	Error       string `json:"error"`
+	Errno       string `json:"errno,omitempty"`        // e.g. ENOSPC, for filesystem errors
+	LeaderID    string `json:"leader_id,omitempty"`    // when the request must go to the leader
+	LeaderAdmin string `json:"leader_admin,omitempty"` // its admin address
+}
+
+// DirEntry is one entry of a directory listing.
+type DirEntry struct {
+	Name  string    `json:"name"`
+	Type  string    `json:"type"` // file | dir | symlink
+	Size  uint64    `json:"size"`
+	Mode  uint32    `json:"mode"`
+	Ino   uint64    `json:"ino"`
+	Mtime time.Time `json:"mtime"`
+}
+
+// StateHash is a data node's state digest at an applied index.
+type StateHash struct {
+	ID           string `json:"id"`
+	AppliedIndex uint64 `json:"applied_index"`
+	Hash         string `json:"hash"`
+}

@@ -1,0 +1,90 @@
+// Package config owns keel's configuration files: the node config read by
+// `keel serve`, the client config used by commands that talk to a cluster, and
+// the directory of certificates and configs that `keel init` generates.
+//
+// Values are resolved in this order: built-in defaults, the YAML file,
+// environment variables (KEEL_*), then command-line flags; Validate reports
+// every bad field by its YAML path together with how to fix it.
+package config
+
+import "time"
+
+// Role of a node in the cluster.
+const (
+	RoleData    = "data"
+	RoleWitness = "witness"
+)
+
+// Config is a storage node's configuration (node.yaml).
+type Config struct {
+	ClusterID string     `yaml:"cluster_id"`
+	Node      NodeConfig `yaml:"node"`
+	Peers     []Peer     `yaml:"peers"` // every member of the cluster, this node included
+	Bootstrap bool       `yaml:"bootstrap"`
+	TLS       TLSFiles   `yaml:"tls"`
+	Raft      Raft       `yaml:"raft"`
+	Log       Log        `yaml:"log"`
+
+	// Dir is the directory the config file was read from; relative paths in
+	// the file are resolved against it. Not read from YAML.
+	Dir string `yaml:"-"`
+}
+
+// NodeConfig describes this node.
+type NodeConfig struct {
+	ID        string `yaml:"id"`
+	Role      string `yaml:"role"`       // data | witness
+	DataDir   string `yaml:"data_dir"`   // raft log, snapshots, state
+	RaftAddr  string `yaml:"raft_addr"`  // host:port raft listens on and peers dial
+	AdminAddr string `yaml:"admin_addr"` // host:port of the HTTPS admin API and /metrics
+}
+
+// Peer is one member of the cluster as the others see it.
+type Peer struct {
+	ID        string `yaml:"id"`
+	Role      string `yaml:"role"`
+	RaftAddr  string `yaml:"raft_addr"`
+	AdminAddr string `yaml:"admin_addr"`
+}
+
+// TLSFiles names the PEM files of this node or client.
+type TLSFiles struct {
+	CA     string `yaml:"ca"`               // cluster CA certificate
+	Cert   string `yaml:"cert"`             // this node's (or client's) certificate
+	Key    string `yaml:"key"`              // its private key (0600)
+	Secret string `yaml:"secret,omitempty"` // file-handle MAC secret (nodes only, 0600)
+}
+
+// Raft holds the replication timings. The defaults suit a LAN; raise them for
+// links with more latency (cross-zone, WAN).
+type Raft struct {
+	HeartbeatTimeout   Duration `yaml:"heartbeat_timeout"`
+	ElectionTimeout    Duration `yaml:"election_timeout"`
+	LeaderLeaseTimeout Duration `yaml:"leader_lease_timeout"`
+	CommitTimeout      Duration `yaml:"commit_timeout"`
+	ApplyTimeout       Duration `yaml:"apply_timeout"`
+	SnapshotInterval   Duration `yaml:"snapshot_interval"`
+	SnapshotThreshold  uint64   `yaml:"snapshot_threshold"`
+	TrailingLogs       uint64   `yaml:"trailing_logs"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // text | json
+}
+
+// Client is the configuration of a client of the cluster (client.yaml): the
+// CLI, and later `keel tunnel`.
+type Client struct {
+	ClusterID string   `yaml:"cluster_id"`
+	Peers     []Peer   `yaml:"peers"`
+	TLS       TLSFiles `yaml:"tls"`
+	Dir       string   `yaml:"-"`
+}
+
+// Duration is a time.Duration that reads and writes as "1s", "500ms".
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }

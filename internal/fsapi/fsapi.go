@@ -1,0 +1,257 @@
+// Package fsapi is the filesystem API that the NFS server and the admin API
+// call: every change becomes a command that the leader stamps with its clock
+// and proposes through raft (returning only once a quorum has it and the
+// leader has applied it); every read waits for the read-index barrier and is
+// then served from the leader's local state.
+//
+// Writes larger than one log entry (fsstate.MaxEntryData) are split into
+// several entries proposed together; raft's group commit batches concurrent
+// small writes into one fsync per round.
+package fsapi
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"syscall"
+	"time"
+
+	"keel/internal/fsstate"
+)
+
+// Replicator is what fsapi needs from the replication layer.
+type Replicator interface {
+	Apply(ctx context.Context, cmd *fsstate.Command) (fsstate.Result, error)
+	// ApplyMany proposes commands in order and waits for all of them.
+	ApplyMany(ctx context.Context, cmds []*fsstate.Command) ([]fsstate.Result, error)
+	ReadIndex(ctx context.Context) error
+	Store() *fsstate.Store
+}
+
+// FS is the filesystem API of one node.
+type FS struct {
+	r   Replicator
+	now func() time.Time
+
+	mu       sync.Mutex
+	reserved map[uint64]uint64 // volume id → bytes of writes in flight
+}
+
+// New returns the API over a replicator.
+func New(r Replicator) *FS {
+	return &FS{r: r, now: time.Now, reserved: map[uint64]uint64{}}
+}
+
+// apply stamps a command with the leader's time and proposes it; a command
+// that failed in the state machine returns its errno as the error, with the
+// result (WCC data) still filled in.
+func (f *FS) apply(ctx context.Context, cmd *fsstate.Command) (fsstate.Result, error) {
+	if cmd.Time == 0 {
+		cmd.Time = fsstate.Time(f.now().UnixNano())
+	}
+	res, err := f.r.Apply(ctx, cmd)
+	if err != nil {
+		return res, err
+	}
+	if res.Err != 0 {
+		return res, res.Err
+	}
+	return res, nil
+}
+
+func (f *FS) read(ctx context.Context) (*fsstate.Store, error) {
+	if err := f.r.ReadIndex(ctx); err != nil {
+		return nil, err
+	}
+	st := f.r.Store()
+	if st == nil {
+		return nil, errors.New("fsapi: this node is a witness and holds no data")
+	}
+	return st, nil
+}
+
+// Now returns the leader clock reading used for "set to server time".
+func (f *FS) Now() fsstate.Time { return fsstate.Time(f.now().UnixNano()) }
+
+// CreateVolume creates a volume with a size limit in bytes.
+func (f *FS) CreateVolume(ctx context.Context, name string, size uint64) (fsstate.Volume, error) {
+	res, err := f.apply(ctx, &fsstate.Command{Op: fsstate.OpCreateVolume, VolName: name, SizeLimit: size})
+	return res.Volume, err
+}
+
+// ResizeVolume changes a volume's size limit.
+func (f *FS) ResizeVolume(ctx context.Context, name string, size uint64) (fsstate.Volume, error) {
+	res, err := f.apply(ctx, &fsstate.Command{Op: fsstate.OpResizeVolume, VolName: name, SizeLimit: size})
+	return res.Volume, err
+}
+
+// DeleteVolume deletes a volume; one holding files only with force.
+func (f *FS) DeleteVolume(ctx context.Context, name string, force bool) error {
+	_, err := f.apply(ctx, &fsstate.Command{Op: fsstate.OpDeleteVolume, VolName: name, Force: force})
+	return err
+}
+
+// CreateArgs are the arguments of Create.
+type CreateArgs struct {
+	Vol, Dir   uint64
+	Name       string
+	Type       fsstate.FileType
+	Mode       uint32
+	UID, GID   uint32
+	Target     string // symlinks
+	CreateMode fsstate.CreateMode
+	Verf       uint64
+}
+
+// Create makes a file, directory or symlink.
+func (f *FS) Create(ctx context.Context, cred *fsstate.Cred, a CreateArgs) (fsstate.Result, error) {
+	return f.apply(ctx, &fsstate.Command{Op: fsstate.OpCreate, Cred: cred, Vol: a.Vol, Dir: a.Dir, Name: a.Name,
+		Type: a.Type, Mode: a.Mode, UID: a.UID, GID: a.GID, Target: a.Target, CMode: a.CreateMode, Verf: a.Verf})
+}
+
+// SetAttr changes attributes; guard, if set, must equal the current ctime.
+func (f *FS) SetAttr(ctx context.Context, cred *fsstate.Cred, vol, ino uint64, set fsstate.SetAttr, guard *fsstate.Time) (fsstate.Result, error) {
+	return f.apply(ctx, &fsstate.Command{Op: fsstate.OpSetAttr, Cred: cred, Vol: vol, Ino: ino, Set: set, Guard: guard})
+}
+
+// Remove unlinks a non-directory.
+func (f *FS) Remove(ctx context.Context, cred *fsstate.Cred, vol, dir uint64, name string) (fsstate.Result, error) {
+	return f.apply(ctx, &fsstate.Command{Op: fsstate.OpRemove, Cred: cred, Vol: vol, Dir: dir, Name: name})
+}
+
+// Rmdir removes an empty directory.
+func (f *FS) Rmdir(ctx context.Context, cred *fsstate.Cred, vol, dir uint64, name string) (fsstate.Result, error) {
+	return f.apply(ctx, &fsstate.Command{Op: fsstate.OpRmdir, Cred: cred, Vol: vol, Dir: dir, Name: name})
+}
+
+// Rename moves an entry, replacing what the destination held if allowed.
+func (f *FS) Rename(ctx context.Context, cred *fsstate.Cred, vol, dir uint64, name string, toDir uint64, toName string) (fsstate.Result, error) {
+	return f.apply(ctx, &fsstate.Command{Op: fsstate.OpRename, Cred: cred, Vol: vol, Dir: dir, Name: name, ToDir: toDir, ToName: toName})
+}
+
+// Link makes a hard link to ino as dir/name.
+func (f *FS) Link(ctx context.Context, cred *fsstate.Cred, vol, ino, dir uint64, name string) (fsstate.Result, error) {
+	return f.apply(ctx, &fsstate.Command{Op: fsstate.OpLink, Cred: cred, Vol: vol, Ino: ino, Dir: dir, Name: name})
+}
+
+// Write writes data at off. Data larger than one log entry is split into
+// entries that are proposed together and committed in order; the space they
+// need is reserved first, so a write that does not fit fails with ENOSPC
+// before any part of it is made.
+func (f *FS) Write(ctx context.Context, cred *fsstate.Cred, vol, ino, off uint64, data []byte) (fsstate.Result, error) {
+	if len(data) <= fsstate.MaxEntryData {
+		return f.apply(ctx, &fsstate.Command{Op: fsstate.OpWrite, Cred: cred, Vol: vol, Ino: ino, Offset: off, Data: data})
+	}
+	release, err := f.reserve(vol, uint64(len(data)))
+	if err != nil {
+		return fsstate.Result{}, err
+	}
+	defer release()
+	now := fsstate.Time(f.now().UnixNano())
+	var cmds []*fsstate.Command
+	for start := 0; start < len(data); start += fsstate.MaxEntryData {
+		end := min(start+fsstate.MaxEntryData, len(data))
+		cmds = append(cmds, &fsstate.Command{Op: fsstate.OpWrite, Time: now, Cred: cred, Vol: vol, Ino: ino, Offset: off + uint64(start), Data: data[start:end]})
+	}
+	results, err := f.r.ApplyMany(ctx, cmds)
+	if err != nil {
+		return fsstate.Result{}, err
+	}
+	for _, r := range results {
+		if r.Err != 0 {
+			return r, r.Err
+		}
+	}
+	res := results[len(results)-1]
+	res.Obj.Pre = results[0].Obj.Pre
+	return res, nil
+}
+
+// reserve holds n bytes of a volume's free space for a multi-entry write.
+func (f *FS) reserve(vol, n uint64) (func(), error) {
+	st := f.r.Store()
+	if st == nil {
+		return nil, errors.New("fsapi: this node is a witness and holds no data")
+	}
+	v, err := st.VolumeByID(vol)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if v.Used+f.reserved[vol]+n > v.SizeLimit {
+		return nil, syscall.ENOSPC
+	}
+	f.reserved[vol] += n
+	return func() {
+		f.mu.Lock()
+		f.reserved[vol] -= n
+		if f.reserved[vol] == 0 {
+			delete(f.reserved, vol)
+		}
+		f.mu.Unlock()
+	}, nil
+}
+
+// GetAttr returns an inode's attributes.
+func (f *FS) GetAttr(ctx context.Context, vol, ino uint64) (fsstate.Attr, error) {
+	st, err := f.read(ctx)
+	if err != nil {
+		return fsstate.Attr{}, err
+	}
+	return st.GetAttr(vol, ino)
+}
+
+// Lookup finds name in dir.
+func (f *FS) Lookup(ctx context.Context, vol, dir uint64, name string) (fsstate.Attr, error) {
+	st, err := f.read(ctx)
+	if err != nil {
+		return fsstate.Attr{}, err
+	}
+	return st.Lookup(vol, dir, name)
+}
+
+// Read reads up to n bytes at off.
+func (f *FS) Read(ctx context.Context, vol, ino, off uint64, n uint32) ([]byte, bool, error) {
+	st, err := f.read(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	return st.Read(vol, ino, off, n)
+}
+
+// ReadDir lists entries after a cookie.
+func (f *FS) ReadDir(ctx context.Context, vol, dir, after uint64, max int) ([]fsstate.DirEntry, bool, error) {
+	st, err := f.read(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	return st.ReadDir(vol, dir, after, max)
+}
+
+// Readlink returns a symlink's target.
+func (f *FS) Readlink(ctx context.Context, vol, ino uint64) (string, error) {
+	st, err := f.read(ctx)
+	if err != nil {
+		return "", err
+	}
+	return st.Readlink(vol, ino)
+}
+
+// Volumes lists the volumes.
+func (f *FS) Volumes(ctx context.Context) ([]fsstate.Volume, error) {
+	st, err := f.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.Volumes()
+}
+
+// Volume returns a volume by name.
+func (f *FS) Volume(ctx context.Context, name string) (fsstate.Volume, error) {
+	st, err := f.read(ctx)
+	if err != nil {
+		return fsstate.Volume{}, err
+	}
+	return st.VolumeByName(name)
+}

@@ -1,0 +1,463 @@
+package replication
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// snapStore is a raft.SnapshotStore whose snapshots are directories holding a
+// Pebble checkpoint of the state (hard links to the immutable SST files), so
+// taking one costs a memtable flush, not a copy of the state.
+//
+// A snapshot leaves a node only as a stream (InstallSnapshot to a follower
+// that is too far behind for the log). The stream format is simple and its
+// length is known in advance, as raft requires:
+//
+//	"KEELSNP1" kind:u8 idlen:u16 id
+//	{ namelen:u16 name size:u64 data crc32c(data):u32 }*  namelen=0
+//
+// kind is 'D' for a data node's state and 'W' for a witness's (which holds no
+// state); a data node refuses to restore a 'W' stream, so a witness that
+// briefly leads can never wipe a data node.
+type snapStore struct {
+	dir    string
+	retain int
+	mu     sync.Mutex
+	seq    int
+}
+
+const (
+	snapMagic   = "KEELSNP1"
+	kindData    = 'D'
+	kindWitness = 'W'
+	metaFile    = "meta.json"
+	stateDir    = "state"
+)
+
+var (
+	errWitnessSnapshot = errors.New("replication: snapshot comes from a witness and holds no state")
+	errBadSnapshot     = errors.New("replication: malformed snapshot stream")
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+type snapMeta struct {
+	raft.SnapshotMeta
+	Kind byte `json:"kind"`
+}
+
+func newSnapStore(dir string, retain int) (*snapStore, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("replication: snapshot dir: %w", err)
+	}
+	// Remove leftovers of snapshots interrupted by a crash.
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".tmp") || strings.HasPrefix(e.Name(), "pending-") {
+			_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
+	return &snapStore{dir: dir, retain: retain}, nil
+}
+
+// pendingDir returns a fresh directory name for a checkpoint that an FSM
+// snapshot will later hand to a sink.
+func (s *snapStore) pendingDir() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	return filepath.Join(s.dir, fmt.Sprintf("pending-%d-%d", time.Now().UnixNano(), s.seq))
+}
+
+// Create starts a new snapshot.
+func (s *snapStore) Create(version raft.SnapshotVersion, index, term uint64, configuration raft.Configuration,
+	configurationIndex uint64, _ raft.Transport) (raft.SnapshotSink, error) {
+	id := fmt.Sprintf("%d-%d-%d", term, index, time.Now().UnixMilli())
+	tmp := filepath.Join(s.dir, id+".tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return nil, fmt.Errorf("replication: create snapshot: %w", err)
+	}
+	return &snapSink{store: s, id: id, tmp: tmp, meta: snapMeta{SnapshotMeta: raft.SnapshotMeta{
+		Version: version, ID: id, Index: index, Term: term,
+		Configuration: configuration, ConfigurationIndex: configurationIndex,
+	}}}, nil
+}
+
+// List returns the snapshots, newest first.
+func (s *snapStore) List() ([]*raft.SnapshotMeta, error) {
+	metas, err := s.list()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*raft.SnapshotMeta, len(metas))
+	for i := range metas {
+		out[i] = &metas[i].SnapshotMeta
+	}
+	return out, nil
+}
+
+func (s *snapStore) list() ([]snapMeta, error) {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("replication: list snapshots: %w", err)
+	}
+	var metas []snapMeta
+	for _, e := range ents {
+		if !e.IsDir() || strings.HasSuffix(e.Name(), ".tmp") || strings.HasPrefix(e.Name(), "pending-") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(s.dir, e.Name(), metaFile))
+		if err != nil {
+			continue
+		}
+		var m snapMeta
+		if json.Unmarshal(b, &m) != nil {
+			continue
+		}
+		metas = append(metas, m)
+	}
+	sort.Slice(metas, func(i, j int) bool {
+		a, b := metas[i], metas[j]
+		if a.Term != b.Term {
+			return a.Term > b.Term
+		}
+		if a.Index != b.Index {
+			return a.Index > b.Index
+		}
+		return a.ID > b.ID
+	})
+	return metas, nil
+}
+
+// Open returns a snapshot as a stream.
+func (s *snapStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
+	b, err := os.ReadFile(filepath.Join(s.dir, id, metaFile))
+	if err != nil {
+		return nil, nil, fmt.Errorf("replication: open snapshot %s: %w", id, err)
+	}
+	var m snapMeta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, nil, fmt.Errorf("replication: snapshot %s meta: %w", id, err)
+	}
+	files, size, err := streamPlan(filepath.Join(s.dir, id, stateDir), id)
+	if err != nil {
+		return nil, nil, err
+	}
+	m.Size = size
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(writeStream(pw, m.Kind, id, filepath.Join(s.dir, id, stateDir), files))
+	}()
+	return &m.SnapshotMeta, pr, nil
+}
+
+// stateDirOf returns the directory holding snapshot id's checkpoint.
+func (s *snapStore) stateDirOf(id string) string { return filepath.Join(s.dir, id, stateDir) }
+
+// latest returns the newest snapshot's metadata, if any.
+func (s *snapStore) latest() (snapMeta, bool) {
+	metas, err := s.list()
+	if err != nil || len(metas) == 0 {
+		return snapMeta{}, false
+	}
+	return metas[0], true
+}
+
+func (s *snapStore) reap() {
+	metas, err := s.list()
+	if err != nil {
+		return
+	}
+	for i := s.retain; i < len(metas); i++ {
+		_ = os.RemoveAll(filepath.Join(s.dir, metas[i].ID))
+	}
+}
+
+// streamPlan lists the files of a checkpoint directory and the exact length
+// of the stream that writeStream produces for them.
+func streamPlan(dir, id string) ([]os.FileInfo, int64, error) {
+	var files []os.FileInfo
+	ents, err := os.ReadDir(dir)
+	if err != nil && !os.IsNotExist(err) {
+		return nil, 0, fmt.Errorf("replication: snapshot files: %w", err)
+	}
+	size := int64(len(snapMagic) + 1 + 2 + len(id))
+	for _, e := range ents {
+		if e.IsDir() {
+			continue // pebble checkpoints are flat
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return nil, 0, fmt.Errorf("replication: snapshot files: %w", err)
+		}
+		files = append(files, fi)
+		size += int64(2+len(fi.Name())+8+4) + fi.Size()
+	}
+	size += 2
+	return files, size, nil
+}
+
+func writeStream(w io.Writer, kind byte, id, dir string, files []os.FileInfo) error {
+	bw := bufio.NewWriterSize(w, 1<<20)
+	hdr := append([]byte(snapMagic), kind)
+	hdr = binary.BigEndian.AppendUint16(hdr, uint16(len(id)))
+	hdr = append(hdr, id...)
+	if _, err := bw.Write(hdr); err != nil {
+		return err
+	}
+	for _, fi := range files {
+		f, err := os.Open(filepath.Join(dir, fi.Name()))
+		if err != nil {
+			return fmt.Errorf("replication: snapshot file: %w", err)
+		}
+		h := binary.BigEndian.AppendUint16(nil, uint16(len(fi.Name())))
+		h = append(h, fi.Name()...)
+		h = binary.BigEndian.AppendUint64(h, uint64(fi.Size()))
+		if _, err := bw.Write(h); err != nil {
+			f.Close()
+			return err
+		}
+		crc := crc32.New(castagnoli)
+		n, err := io.Copy(io.MultiWriter(bw, crc), io.LimitReader(f, fi.Size()))
+		f.Close()
+		if err != nil {
+			return err
+		}
+		if n != fi.Size() {
+			return fmt.Errorf("replication: snapshot file %s changed size while streaming", fi.Name())
+		}
+		if _, err := bw.Write(binary.BigEndian.AppendUint32(nil, crc.Sum32())); err != nil {
+			return err
+		}
+	}
+	if _, err := bw.Write([]byte{0, 0}); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// readStreamHeader reads the magic, kind and id of a stream.
+func readStreamHeader(r io.Reader) (kind byte, id string, err error) {
+	var h [len(snapMagic) + 3]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return 0, "", fmt.Errorf("%w: header: %v", errBadSnapshot, err)
+	}
+	if string(h[:len(snapMagic)]) != snapMagic {
+		return 0, "", fmt.Errorf("%w: bad magic", errBadSnapshot)
+	}
+	kind = h[len(snapMagic)]
+	idb := make([]byte, binary.BigEndian.Uint16(h[len(snapMagic)+1:]))
+	if _, err := io.ReadFull(r, idb); err != nil {
+		return 0, "", fmt.Errorf("%w: id: %v", errBadSnapshot, err)
+	}
+	return kind, string(idb), nil
+}
+
+// readStreamFiles reads the file records of a stream after its header into
+// dir (or discards them when dir is empty), checking every checksum.
+func readStreamFiles(r io.Reader, dir string) error {
+	var buf [8]byte
+	for {
+		if _, err := io.ReadFull(r, buf[:2]); err != nil {
+			return fmt.Errorf("%w: %v", errBadSnapshot, err)
+		}
+		nl := binary.BigEndian.Uint16(buf[:2])
+		if nl == 0 {
+			return nil
+		}
+		name := make([]byte, nl)
+		if _, err := io.ReadFull(r, name); err != nil {
+			return fmt.Errorf("%w: %v", errBadSnapshot, err)
+		}
+		if strings.ContainsAny(string(name), "/\\") || string(name) == "." || string(name) == ".." {
+			return fmt.Errorf("%w: bad file name %q", errBadSnapshot, name)
+		}
+		if _, err := io.ReadFull(r, buf[:8]); err != nil {
+			return fmt.Errorf("%w: %v", errBadSnapshot, err)
+		}
+		size := int64(binary.BigEndian.Uint64(buf[:8]))
+		var w io.Writer = io.Discard
+		var f *os.File
+		if dir != "" {
+			var err error
+			f, err = os.OpenFile(filepath.Join(dir, string(name)), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+			if err != nil {
+				return fmt.Errorf("replication: snapshot file: %w", err)
+			}
+			w = f
+		}
+		crc := crc32.New(castagnoli)
+		_, err := io.CopyN(io.MultiWriter(w, crc), r, size)
+		if err == nil && f != nil {
+			err = f.Sync()
+		}
+		if f != nil {
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("%w: file %s: %v", errBadSnapshot, name, err)
+		}
+		if _, err := io.ReadFull(r, buf[:4]); err != nil {
+			return fmt.Errorf("%w: %v", errBadSnapshot, err)
+		}
+		if binary.BigEndian.Uint32(buf[:4]) != crc.Sum32() {
+			return fmt.Errorf("%w: file %s: checksum mismatch", errBadSnapshot, name)
+		}
+	}
+}
+
+// snapSink receives a snapshot either as a checkpoint directory handed over
+// by the local state machine (adopt) or as a stream from a leader (Write).
+type snapSink struct {
+	store *snapStore
+	id    string
+	tmp   string
+	meta  snapMeta
+
+	pw      *io.PipeWriter
+	done    chan error
+	adopted bool
+	closed  bool
+}
+
+func (k *snapSink) ID() string { return k.id }
+
+// adopt moves a checkpoint directory into the snapshot.
+func (k *snapSink) adopt(dir string, kind byte) error {
+	k.meta.Kind = kind
+	if err := os.Rename(dir, filepath.Join(k.tmp, stateDir)); err != nil {
+		return fmt.Errorf("replication: adopt checkpoint: %w", err)
+	}
+	k.adopted = true
+	return nil
+}
+
+func (k *snapSink) Write(p []byte) (int, error) {
+	if k.pw == nil {
+		pr, pw := io.Pipe()
+		k.pw, k.done = pw, make(chan error, 1)
+		go func() {
+			err := k.consume(pr)
+			pr.CloseWithError(err)
+			k.done <- err
+		}()
+	}
+	return k.pw.Write(p)
+}
+
+func (k *snapSink) consume(r io.Reader) error {
+	kind, _, err := readStreamHeader(r)
+	if err != nil {
+		return err
+	}
+	k.meta.Kind = kind
+	dir := filepath.Join(k.tmp, stateDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if kind == kindWitness {
+		dir = ""
+	}
+	if err := readStreamFiles(r, dir); err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, r)
+	return err
+}
+
+func (k *snapSink) Close() error {
+	if k.closed {
+		return nil
+	}
+	k.closed = true
+	if k.pw != nil {
+		k.pw.Close()
+		if err := <-k.done; err != nil {
+			_ = os.RemoveAll(k.tmp)
+			return err
+		}
+	} else if !k.adopted {
+		_ = os.RemoveAll(k.tmp)
+		return fmt.Errorf("%w: empty", errBadSnapshot)
+	}
+	if err := os.MkdirAll(filepath.Join(k.tmp, stateDir), 0o700); err != nil {
+		return err
+	}
+	_, size, err := streamPlan(filepath.Join(k.tmp, stateDir), k.id)
+	if err != nil {
+		return err
+	}
+	k.meta.Size = size
+	b, _ := json.Marshal(k.meta)
+	if err := writeFileSync(filepath.Join(k.tmp, metaFile), b); err != nil {
+		return err
+	}
+	final := filepath.Join(k.store.dir, k.id)
+	if err := os.Rename(k.tmp, final); err != nil {
+		return fmt.Errorf("replication: finish snapshot: %w", err)
+	}
+	syncDir(k.store.dir)
+	k.store.reap()
+	return nil
+}
+
+func (k *snapSink) Cancel() error {
+	k.closed = true
+	if k.pw != nil {
+		k.pw.CloseWithError(errors.New("cancelled"))
+		<-k.done
+	}
+	return os.RemoveAll(k.tmp)
+}
+
+func writeFileSync(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}
+
+// dirSize sums the sizes of the files in dir (not recursive).
+func dirSize(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
