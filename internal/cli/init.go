@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -26,7 +27,8 @@ func newInitCmd(g *globals) *cobra.Command {
   nodes/<id>/                   one self-contained directory per node: copy it to that
                                 machine and run  keel serve --config nodes/<id>/node.yaml
 
-Name each node with --node ID=HOST (HOST is the address the others reach it at).
+Name each node with --node ID=HOST (HOST is the address the others reach it at),
+or ID=HOST:RAFTPORT:ADMINPORT to give it its own ports (several nodes on one host).
 Supported shapes: 3 data nodes; 2 data nodes + 1 witness (--witness ID=HOST);
 1 data node for trying things out.
 
@@ -36,11 +38,12 @@ Supported shapes: 3 data nodes; 2 data nodes + 1 witness (--witness ID=HOST);
 			spec := config.InitSpec{Dir: g.dir, ClusterID: clusterID}
 			add := func(list []string, role string) error {
 				for _, s := range list {
-					id, host, ok := strings.Cut(s, "=")
-					if !ok || id == "" || host == "" {
-						return fmt.Errorf("--node/--witness %q: write ID=HOST, e.g. n1=10.0.0.1", s)
+					ns, err := parseNodeSpec(s, raftPort, adminPort)
+					if err != nil {
+						return err
 					}
-					spec.Nodes = append(spec.Nodes, config.NodeSpec{ID: id, Role: role, Host: host, RaftPort: raftPort, AdminPort: adminPort})
+					ns.Role = role
+					spec.Nodes = append(spec.Nodes, ns)
 				}
 				return nil
 			}
@@ -79,4 +82,25 @@ Supported shapes: 3 data nodes; 2 data nodes + 1 witness (--witness ID=HOST);
 	cmd.Flags().StringVar(&clusterID, "cluster-id", "", "cluster id (default: random)")
 	addJSON(cmd, g)
 	return cmd
+}
+
+// parseNodeSpec reads ID=HOST or ID=HOST:RAFTPORT:ADMINPORT.
+func parseNodeSpec(s string, raftPort, adminPort int) (config.NodeSpec, error) {
+	bad := fmt.Errorf("--node/--witness %q: write ID=HOST or ID=HOST:RAFTPORT:ADMINPORT, e.g. n1=10.0.0.1", s)
+	id, rest, ok := strings.Cut(s, "=")
+	if !ok || id == "" || rest == "" {
+		return config.NodeSpec{}, bad
+	}
+	ns := config.NodeSpec{ID: id, Host: rest, RaftPort: raftPort, AdminPort: adminPort}
+	if parts := strings.Split(rest, ":"); len(parts) == 3 {
+		rp, err1 := strconv.Atoi(parts[1])
+		ap, err2 := strconv.Atoi(parts[2])
+		if err1 != nil || err2 != nil || parts[0] == "" {
+			return config.NodeSpec{}, bad
+		}
+		ns.Host, ns.RaftPort, ns.AdminPort = parts[0], rp, ap
+	} else if len(parts) != 1 {
+		return config.NodeSpec{}, bad
+	}
+	return ns, nil
 }

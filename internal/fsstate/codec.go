@@ -13,6 +13,10 @@ const (
 	// MaxWireName is the longest string field (names, symlink target) accepted
 	// on the wire. Semantic limits (MaxNameLen, …) are checked when applying.
 	MaxWireName = 4096
+	// MaxWireTarget is the longest symlink target accepted on the wire: more
+	// than MaxSymlinkLen, so that applying an over-long target reports
+	// ENAMETOOLONG rather than an undecodable command.
+	MaxWireTarget = 2 * MaxSymlinkLen
 	// MaxWireGIDs is the largest number of supplementary groups in a Cred.
 	MaxWireGIDs = 1024
 )
@@ -271,7 +275,11 @@ func decodeCommand(b []byte, copyData bool) (*Command, error) {
 	}
 	str := func(bit uint64, what string) string {
 		if has(bit) {
-			return string(d.bytes(what, MaxWireName))
+			max := uint64(MaxWireName)
+			if bit == fTarget {
+				max = MaxWireTarget
+			}
+			return string(d.bytes(what, max))
 		}
 		return ""
 	}
