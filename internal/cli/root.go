@@ -64,6 +64,7 @@ keel serve --config node.yaml on each.`,
 	root.AddCommand(
 		newInitCmd(g), newServeCmd(g), newUpCmd(g), newStatusCmd(g), newVolumeCmd(g),
 		newFsCmd(g), newFailoverCmd(g), newVersionCmd(g),
+		newBenchCmd(g),
 	)
 	return root
 }

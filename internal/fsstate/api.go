@@ -131,23 +131,23 @@ type Command struct {
 	Force     bool
 
 	// File operations.
-	Vol     uint64
-	Ino     uint64 // target inode (Write, SetAttr, Link source)
-	Dir     uint64 // parent directory (Create, Remove, Rmdir, Link target dir, Rename source dir)
-	Name    string // entry name (Create, Remove, Rmdir, Link, Rename source name)
-	ToDir   uint64 // Rename destination directory
-	ToName  string // Rename destination name
-	Type    FileType
-	Mode    uint32 // Create: permission bits
-	UID     uint32 // Create: owner (callers pass cred's uid, after squashing)
-	GID     uint32 // Create: group
-	Target  string // Create symlink: link target
-	CMode   CreateMode
-	Verf    uint64 // CreateExclusive verifier
-	Offset  uint64 // Write
-	Data    []byte // Write (at most MaxEntryData)
-	Set     SetAttr
-	Guard   *Time // SetAttr: NFS sattrguard3, fails with ENOTSYNC-equivalent if ctime differs
+	Vol    uint64
+	Ino    uint64 // target inode (Write, SetAttr, Link source)
+	Dir    uint64 // parent directory (Create, Remove, Rmdir, Link target dir, Rename source dir)
+	Name   string // entry name (Create, Remove, Rmdir, Link, Rename source name)
+	ToDir  uint64 // Rename destination directory
+	ToName string // Rename destination name
+	Type   FileType
+	Mode   uint32 // Create: permission bits
+	UID    uint32 // Create: owner (callers pass cred's uid, after squashing)
+	GID    uint32 // Create: group
+	Target string // Create symlink: link target
+	CMode  CreateMode
+	Verf   uint64 // CreateExclusive verifier
+	Offset uint64 // Write
+	Data   []byte // Write (at most MaxEntryData)
+	Set    SetAttr
+	Guard  *Time // SetAttr: NFS sattrguard3, fails with ENOTSYNC-equivalent if ctime differs
 }
 
 // WCC is weak cache consistency data for a directory or file: its attributes

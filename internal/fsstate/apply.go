@@ -45,9 +45,11 @@ func (s *Store) TryApplyBatch(entries []Entry) ([]Result, error) {
 	a := s.applied
 	s.amu.Unlock()
 
-	size := 64
+	// Room for each entry's data plus its keys and rewritten records, so
+	// that the batch is not reallocated (and copied) while it grows.
+	size := 256
 	for _, e := range entries {
-		size += len(e.Data) + 256
+		size += len(e.Data) + 2048
 	}
 	b := db.NewIndexedBatchWithSize(size)
 	defer b.Close()

@@ -189,3 +189,18 @@ func mustEqualBytes(t testing.TB, got, want []byte, what string) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// applyMany applies the commands as consecutive entries of one ApplyBatch.
+func (h *harness) applyMany(cmds []*Command) []Result {
+	h.t.Helper()
+	entries := make([]Entry, len(cmds))
+	for i, c := range cmds {
+		if c.Time == 0 {
+			h.now += 1000
+			c.Time = h.now
+		}
+		h.idx++
+		entries[i] = Entry{Index: h.idx, Term: 1, Data: c.Encode()}
+	}
+	return h.s.ApplyBatch(entries)
+}

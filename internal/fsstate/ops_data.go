@@ -50,26 +50,32 @@ func opWrite(t *txn, c *Command) (Result, error) {
 	if len(c.Data) == 0 {
 		return Result{Attr: n.Attr, Obj: WCC{Valid: true, Pre: pre, Post: n.Attr}}, nil
 	}
+	first, last := c.Offset/ChunkSize, (end-1)/ChunkSize
+	stored, err := chunkLens(t, c.Vol, c.Ino, first, last)
+	if err != nil {
+		return Result{}, err
+	}
 	var grown uint64
-	for idx := c.Offset / ChunkSize; idx <= (end-1)/ChunkSize; idx++ {
+	for idx := first; idx <= last; idx++ {
 		base := idx * ChunkSize
 		lo := max(c.Offset, base) - base
 		hi := min(end, base+ChunkSize) - base
 		part := c.Data[base+lo-c.Offset : base+hi-c.Offset]
 		key := chunkKey(c.Vol, c.Ino, idx)
-		old, _, err := t.get(key)
-		if err != nil {
-			return Result{}, err
-		}
+		oldLen := stored[idx-first]
 		var val []byte
-		if lo == 0 && hi >= uint64(len(old)) {
-			val = part // replaces the whole stored chunk
+		if lo == 0 && hi >= oldLen {
+			val = part // replaces the whole stored chunk: no need to read it
 		} else {
+			old, _, err := t.get(key)
+			if err != nil {
+				return Result{}, err
+			}
 			val = make([]byte, max(uint64(len(old)), hi))
 			copy(val, old)
 			copy(val[lo:], part)
 		}
-		grown += uint64(len(val) - len(old))
+		grown += uint64(len(val)) - oldLen
 		t.set(key, val)
 	}
 	if grown > 0 && (v.Used+grown > v.SizeLimit || v.Used+grown < v.Used) {
@@ -150,6 +156,34 @@ func opSetAttr(t *txn, c *Command) (Result, error) {
 		t.dirty(n)
 	}
 	return Result{Attr: n.Attr, Obj: WCC{Valid: true, Pre: pre, Post: n.Attr}}, nil
+}
+
+// chunkLens returns the stored lengths of chunks first..last of an inode
+// (0 for holes) without reading their values, which Pebble may keep in blob
+// files. The command must not have written any of them yet.
+func chunkLens(t *txn, vol, ino, first, last uint64) ([]uint64, error) {
+	lens := make([]uint64, last-first+1)
+	it, err := t.b.NewIter(&pebble.IterOptions{
+		LowerBound: chunkKey(vol, ino, first),
+		UpperBound: chunkKey(vol, ino, last+1),
+	})
+	if err != nil {
+		return nil, storageErr("iterate chunks", err)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		if len(k) != 25 {
+			continue
+		}
+		if idx := beUint64(k[17:]); idx >= first && idx <= last {
+			lv := it.LazyValue()
+			lens[idx-first] = uint64(lv.Len())
+		}
+	}
+	if err := it.Close(); err != nil {
+		return nil, storageErr("iterate chunks", err)
+	}
+	return lens, nil
 }
 
 // setAttrAllowed checks the type and permission rules of a SetAttr.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 
 	"keel/internal/fsstate"
 	"keel/internal/metrics"
@@ -54,6 +55,8 @@ type Config struct {
 
 	Logger  *slog.Logger
 	Metrics *metrics.Node
+
+	walSegmentSize int // tests: small segments so compaction really drops entries
 }
 
 // NotLeaderError says the change was not made because this node is not the
@@ -80,6 +83,7 @@ type Node struct {
 	log     *slog.Logger
 	raft    *raft.Raft
 	wal     *wal.WAL
+	walMeta *metadb.BoltMetaDB
 	trans   *raft.NetworkTransport
 	stream  *streamLayer
 	snaps   *snapStore
@@ -120,7 +124,15 @@ func Open(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(filepath.Join(raftDir, "wal"), 0o700); err != nil {
 		return nil, fmt.Errorf("replication: %w", err)
 	}
-	w, err := wal.Open(filepath.Join(raftDir, "wal"), wal.WithLogger(newHCLogger(n.log, "raft-wal")))
+	// raft-wal's Close leaves its meta store (bbolt, file-locked) open, so
+	// keep our own handle on it and close it ourselves.
+	n.walMeta = &metadb.BoltMetaDB{}
+	segSize := 64 << 20 // raft-wal's default
+	if cfg.walSegmentSize > 0 {
+		segSize = cfg.walSegmentSize
+	}
+	w, err := wal.Open(filepath.Join(raftDir, "wal"), wal.WithLogger(newHCLogger(n.log, "raft-wal")),
+		wal.WithMetaStore(n.walMeta), wal.WithSegmentSize(segSize))
 	if err != nil {
 		return nil, fmt.Errorf("replication: open raft log: %w", err)
 	}
@@ -510,5 +522,8 @@ func (n *Node) closeStores() {
 	}
 	if n.wal != nil {
 		_ = n.wal.Close()
+	}
+	if n.walMeta != nil {
+		_ = n.walMeta.Close()
 	}
 }

@@ -19,6 +19,11 @@ type streamLayer struct {
 	ln     net.Listener
 	client *tls.Config
 
+	accepted  chan net.Conn
+	acceptErr error
+	closed    chan struct{}
+	closeOnce sync.Once
+
 	recv atomic.Uint64
 	mu   sync.Mutex
 	sent map[string]*atomic.Uint64
@@ -28,39 +33,68 @@ type streamLayer struct {
 }
 
 func newStreamLayer(ln net.Listener, server, client *tls.Config) *streamLayer {
-	return &streamLayer{
-		ln:     tls.NewListener(ln, server),
-		client: client,
-		sent:   map[string]*atomic.Uint64{},
+	s := &streamLayer{
+		ln:       tls.NewListener(ln, server),
+		client:   client,
+		sent:     map[string]*atomic.Uint64{},
+		accepted: make(chan net.Conn),
+		closed:   make(chan struct{}),
 	}
+	go s.acceptLoop()
+	return s
 }
 
-// Accept waits for the next inbound raft connection and completes its TLS
-// handshake, so a peer without a certificate from this cluster's CA is refused
-// before raft reads a byte from it.
-func (s *streamLayer) Accept() (net.Conn, error) {
+// acceptLoop takes inbound raft connections and completes each TLS
+// handshake in its own goroutine, so a peer without a certificate from this
+// cluster's CA is refused before raft reads a byte from it, and a slow or
+// hostile handshake cannot hold up the others.
+func (s *streamLayer) acceptLoop() {
+	defer close(s.accepted)
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
-			return nil, err
+			s.acceptErr = err
+			return
 		}
-		tc := c.(*tls.Conn)
-		_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
-		if err := tc.Handshake(); err != nil {
-			_ = tc.Close()
-			continue // a stranger: keep serving the cluster
-		}
-		_ = tc.SetDeadline(time.Time{})
-		return &countingConn{Conn: tc, read: func(n int) {
-			s.recv.Add(uint64(n))
-			if s.onRecv != nil {
-				s.onRecv(n)
+		go func(tc *tls.Conn) {
+			_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+			if err := tc.Handshake(); err != nil {
+				_ = tc.Close()
+				return
 			}
-		}}, nil
+			_ = tc.SetDeadline(time.Time{})
+			cc := &countingConn{Conn: tc, read: func(n int) {
+				s.recv.Add(uint64(n))
+				if s.onRecv != nil {
+					s.onRecv(n)
+				}
+			}}
+			select {
+			case s.accepted <- cc:
+			case <-s.closed:
+				_ = tc.Close()
+			}
+		}(c.(*tls.Conn))
 	}
 }
 
-func (s *streamLayer) Close() error   { return s.ln.Close() }
+// Accept returns the next authenticated inbound connection.
+func (s *streamLayer) Accept() (net.Conn, error) {
+	select {
+	case c, ok := <-s.accepted:
+		if !ok {
+			return nil, s.acceptErr
+		}
+		return c, nil
+	case <-s.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (s *streamLayer) Close() error {
+	s.closeOnce.Do(func() { close(s.closed) })
+	return s.ln.Close()
+}
 func (s *streamLayer) Addr() net.Addr { return s.ln.Addr() }
 
 // Dial connects to a peer's raft address over TLS.

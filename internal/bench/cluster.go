@@ -1,0 +1,240 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"keel/internal/cluster"
+	"keel/internal/config"
+)
+
+const (
+	startTimeout = 60 * time.Second // for every node to be up and a leader elected
+	stopTimeout  = 15 * time.Second // for a node to exit on SIGTERM before it is killed
+)
+
+// localCluster is a cluster of `keel serve` processes on loopback, each
+// with its own directory under dir.
+type localCluster struct {
+	dir    string
+	nodes  []*nodeProc
+	client *cluster.Client
+	leader string // node id of the leader once started
+}
+
+// nodeProc is one running `keel serve`.
+type nodeProc struct {
+	id      string
+	dataDir string
+	log     string
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when the process has exited
+	err     error         // its exit status, once done is closed
+}
+
+// startCluster generates a cluster of n data nodes in dir on free loopback
+// ports, starts a `exe serve` process per node and waits until every node
+// answers and one leads. On failure it stops whatever it started.
+func startCluster(ctx context.Context, exe, dir string, n int) (*localCluster, error) {
+	lay, err := generate(dir, n)
+	if err != nil {
+		return nil, err
+	}
+	c := &localCluster{dir: dir}
+	for _, id := range lay.NodeIDs {
+		p, err := startNode(exe, id, lay.NodeConfigs[id], lay.NodeDir(id))
+		if err != nil {
+			c.stop()
+			return nil, err
+		}
+		c.nodes = append(c.nodes, p)
+	}
+	if err := c.connect(ctx, lay.ClientConfig); err != nil {
+		c.stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+// generate writes the certificates and configs of an n-data-node cluster.
+func generate(dir string, n int) (*config.Layout, error) {
+	ports, err := freePorts(2 * n)
+	if err != nil {
+		return nil, err
+	}
+	spec := config.InitSpec{Dir: dir}
+	for i := range n {
+		spec.Nodes = append(spec.Nodes, config.NodeSpec{ID: fmt.Sprintf("n%d", i+1), Role: config.RoleData,
+			Host: "127.0.0.1", RaftPort: ports[2*i], AdminPort: ports[2*i+1]})
+	}
+	lay, err := config.Generate(spec)
+	if err != nil {
+		return nil, fmt.Errorf("bench: make the cluster: %w", err)
+	}
+	return lay, nil
+}
+
+// freePorts returns k distinct loopback TCP ports that were free a moment ago.
+func freePorts(k int) ([]int, error) {
+	var ports []int
+	for range k {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("bench: find a free port: %w", err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// startNode starts `exe serve` for one node, logging (warnings and errors
+// only, so that logging adds little to the node's disk writes) to
+// nodeDir/keel.log.
+func startNode(exe, id, cfgPath, nodeDir string) (*nodeProc, error) {
+	p := &nodeProc{id: id, dataDir: filepath.Join(nodeDir, config.NodeDataDir),
+		log: filepath.Join(nodeDir, "keel.log"), done: make(chan struct{})}
+	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	defer logf.Close()
+	p.cmd = exec.Command(exe, "serve", "--config", cfgPath, "--log-level", "warn")
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	// Own process group, so a terminal's Ctrl-C reaches only the bench, which
+	// then stops the nodes; if the bench dies, they get SIGTERM.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("bench: start node %s: %w", id, err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	return p, nil
+}
+
+func (p *nodeProc) pid() int { return p.cmd.Process.Pid }
+
+func (p *nodeProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// failure describes a node that exited, with the end of its log.
+func (p *nodeProc) failure() error {
+	tail, _ := os.ReadFile(p.log)
+	if len(tail) > 2000 {
+		tail = tail[len(tail)-2000:]
+	}
+	return fmt.Errorf("bench: node %s exited (%v); end of %s:\n%s", p.id, p.err, p.log, tail)
+}
+
+// connect makes the client and waits until every node answers and one of
+// them leads.
+func (c *localCluster) connect(ctx context.Context, clientConfig string) error {
+	cc, err := config.LoadClient(clientConfig)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if c.client, err = cluster.NewClient(cc); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	deadline := time.Now().Add(startTimeout)
+	for time.Now().Before(deadline) {
+		if err := c.failed(); err != nil {
+			return err
+		}
+		if st := c.client.Status(ctx, time.Second); st.Healthy && st.Leader != "" {
+			c.leader = st.Leader
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("bench: the cluster in %s had no leader with every node up after %s", c.dir, startTimeout)
+}
+
+// failed returns the failure of the first node that exited, if any.
+func (c *localCluster) failed() error {
+	for _, p := range c.nodes {
+		if p.exited() {
+			return p.failure()
+		}
+	}
+	return nil
+}
+
+func (c *localCluster) pids() []int {
+	out := make([]int, len(c.nodes))
+	for i, p := range c.nodes {
+		out[i] = p.pid()
+	}
+	return out
+}
+
+// stop sends every node SIGTERM and waits for them, killing any that
+// outlast stopTimeout.
+func (c *localCluster) stop() {
+	if c.client != nil {
+		c.client.Close()
+	}
+	for _, p := range c.nodes {
+		if !p.exited() {
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	deadline := time.After(stopTimeout)
+	for _, p := range c.nodes {
+		select {
+		case <-p.done:
+		case <-deadline:
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	}
+}
+
+// diskUsage sums the sizes of the files under a node's data directory by
+// the directory they are in, cut to two levels (raft/wal, raft/snapshots,
+// state).
+func diskUsage(dataDir string) (map[string]uint64, error) {
+	out := map[string]uint64{}
+	err := filepath.WalkDir(dataDir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) { // removed while walking: a compaction or snapshot
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		rel, _ := filepath.Rel(dataDir, filepath.Dir(path))
+		out[topDirs(rel, 2)] += uint64(info.Size())
+		return nil
+	})
+	return out, err
+}
+
+// topDirs keeps the first n elements of a relative directory path.
+func topDirs(rel string, n int) string {
+	parts := strings.Split(filepath.ToSlash(rel), "/")
+	return strings.Join(parts[:min(n, len(parts))], "/")
+}
