@@ -68,7 +68,9 @@ func (n *Node) writeErr(w http.ResponseWriter, err error) {
 		code = http.StatusGatewayTimeout
 	case errors.As(err, &errno):
 		body.Errno = errnoName(errno)
-		body.Error = errnoText(errno)
+		if err == error(errno) {
+			body.Error = errnoText(errno)
+		}
 		switch errno {
 		case syscall.ENOENT, syscall.ESTALE:
 			code = http.StatusNotFound

@@ -3,12 +3,15 @@ package replication
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -455,4 +458,39 @@ func TestForeignPeerRefused(t *testing.T) {
 	if !l.IsLeader() {
 		t.Fatal("leadership disturbed")
 	}
+}
+
+func TestDiskFullRefusesWritesKeepsReadsAndRecovers(t *testing.T) {
+	var free atomic.Uint64
+	free.Store(1 << 40)
+	c := newTestCluster(t, RoleData, RoleData, RoleData)
+	c.tweaks = func(cfg *Config) { cfg.freeSpace = func(string) uint64 { return free.Load() } }
+	c.startAll()
+	vol := c.apply(&fsstate.Command{Op: fsstate.OpCreateVolume, VolName: "v", SizeLimit: 1 << 30}).Volume.ID
+	ino := createFile(t, c, vol, "kept")
+	c.apply(&fsstate.Command{Op: fsstate.OpWrite, Vol: vol, Ino: ino, Data: []byte("acknowledged")})
+	l := c.leader()
+	before := l.Status().LastIndex
+
+	free.Store(1 << 20) // below the 64 MiB reserve
+	_, err := l.Apply(ctxT(t), &fsstate.Command{Op: fsstate.OpWrite, Vol: vol, Ino: ino, Offset: 100, Data: []byte("x"), Time: 1})
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("write on a full disk: %v, want ENOSPC", err)
+	}
+	if got := l.Status().LastIndex; got != before {
+		t.Fatalf("a refused write reached the log: last index %d → %d", before, got)
+	}
+	// Reads go on; removals (which free space) too.
+	if err := l.ReadIndex(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := l.Store().Read(vol, ino, 0, 100); string(got) != "acknowledged" {
+		t.Fatalf("read on a full disk: %q", got)
+	}
+	if r, err := l.Apply(ctxT(t), &fsstate.Command{Op: fsstate.OpRemove, Vol: vol, Dir: fsstate.RootIno, Name: "kept", Time: 2}); err != nil || r.Err != 0 {
+		t.Fatalf("remove on a full disk: %v %v", err, r.Err)
+	}
+	free.Store(1 << 40)
+	createFile(t, c, vol, "after")
+	c.converge()
 }

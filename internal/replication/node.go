@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -52,11 +53,16 @@ type Config struct {
 	SnapshotInterval   time.Duration
 	SnapshotThreshold  uint64
 	TrailingLogs       uint64
+	// MinFreeBytes is the free space the data disk must keep: below it the
+	// leader refuses changes that add data (ENOSPC), while removals, which
+	// free space, still go through. 0 means 64 MiB.
+	MinFreeBytes uint64
 
 	Logger  *slog.Logger
 	Metrics *metrics.Node
 
-	walSegmentSize int // tests: small segments so compaction really drops entries
+	walSegmentSize int                     // tests: small segments so compaction really drops entries
+	freeSpace      func(dir string) uint64 // tests: a fake disk
 }
 
 // NotLeaderError says the change was not made because this node is not the
@@ -324,6 +330,9 @@ func (n *Node) ApplyMany(ctx context.Context, cmds []*fsstate.Command) ([]fsstat
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
+	if err := n.checkSpace(cmds); err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	futures := make([]raft.ApplyFuture, len(cmds))
 	for i, cmd := range cmds {
@@ -355,6 +364,50 @@ func (n *Node) ApplyMany(ctx context.Context, cmds []*fsstate.Command) ([]fsstat
 	}
 	n.metrics.CommitLatency.Observe(time.Since(start).Seconds())
 	return out, nil
+}
+
+// ErrDiskFull says the leader's data disk is nearly full; it wraps
+// syscall.ENOSPC so that callers answer with "no space".
+var ErrDiskFull = fmt.Errorf("replication: the leader's data disk is nearly full; free space on it or move leadership with `keel failover`: %w", syscall.ENOSPC)
+
+// checkSpace refuses changes that add data when the data disk is below its
+// reserve, before they reach the log: the raft log and the state need room
+// to take them, and a node that runs out mid-write stops taking part.
+func (n *Node) checkSpace(cmds []*fsstate.Command) error {
+	adds := false
+	for _, c := range cmds {
+		switch c.Op {
+		case fsstate.OpWrite, fsstate.OpCreate, fsstate.OpLink, fsstate.OpCreateVolume:
+			adds = true
+		}
+	}
+	if !adds {
+		return nil
+	}
+	need := n.cfg.MinFreeBytes
+	if need == 0 {
+		need = 64 << 20
+	}
+	for _, c := range cmds {
+		need += uint64(len(c.Data))
+	}
+	free := n.cfg.freeSpace
+	if free == nil {
+		free = diskFree
+	}
+	if free(n.cfg.Dir) < need {
+		n.metrics.Errors.WithLabelValues("disk_full").Inc()
+		return ErrDiskFull
+	}
+	return nil
+}
+
+func diskFree(dir string) uint64 {
+	var s syscall.Statfs_t
+	if syscall.Statfs(dir, &s) != nil {
+		return ^uint64(0) // unknown: let the write try
+	}
+	return s.Bavail * uint64(s.Bsize)
 }
 
 func (n *Node) mapErr(err error) error {

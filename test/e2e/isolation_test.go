@@ -76,7 +76,7 @@ func TestForeignNodeRefused(t *testing.T) {
 			t.Errorf("B's client got the status of A's node %s", m.ID)
 		}
 	}
-	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel = context.WithTimeout(context.Background(), 2*time.Second)
 	_, err = fc.CreateVolume(ctx, "intruder", 1<<20)
 	cancel()
 	if err == nil {
