@@ -150,6 +150,7 @@ func TestDecodeCommandErrors(t *testing.T) {
 		{"trailing", append(append([]byte{}, valid...), 0)},
 		{"name too long", long},
 		{"data too big", big},
+		{"target too long", (&Command{Op: OpCreate, Target: strings.Repeat("t", MaxWireTarget+1)}).Encode()},
 		{"bad varint", []byte{CommandFormat, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}},
 		{"empty string marked present", []byte{CommandFormat, byte(OpCreate), byte(fVolName >> 0), 0}},
 		{"type out of range", []byte{CommandFormat, byte(OpCreate), 0x80, 0x10, 0x80, 0x02}},

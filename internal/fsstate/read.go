@@ -93,6 +93,8 @@ func (s *Store) GetAttr(vol, ino uint64) (a Attr, err error) {
 
 // Lookup returns the attributes of the entry name in directory dir: "." is
 // the directory itself and ".." its parent (the root's parent is itself).
+// Like every read it checks no permission: callers check search permission
+// on dir with Access.
 func (s *Store) Lookup(vol, dir uint64, name string) (a Attr, err error) {
 	err = s.view(func(r reader) error {
 		d, err := getDir(r, vol, dir)

@@ -1,6 +1,7 @@
 package fsstate
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -59,9 +60,8 @@ func TestDeterministicReplicas(t *testing.T) {
 	// and at different raft indexes.
 	r1 := s1.ApplyBatch(entriesOf(cmds, 1))
 	var r2 []Result
-	for i, e := range entriesOf(cmds, 100) {
+	for _, e := range entriesOf(cmds, 100) {
 		r2 = append(r2, s2.ApplyBatch([]Entry{e})...)
-		_ = i
 	}
 	for i := range r1 {
 		if r1[i] != r2[i] {
@@ -76,14 +76,14 @@ func TestDeterministicReplicas(t *testing.T) {
 	if h1 != h2 {
 		t.Fatal("replicas fed the same commands differ")
 	}
-	var bytes uint64
+	var total uint64
 	for _, e := range entriesOf(cmds, 1) {
-		bytes += uint64(len(e.Data))
+		total += uint64(len(e.Data))
 	}
-	if idx, term, b := s1.Applied(); idx != uint64(len(cmds)) || term != 3 || b != bytes {
-		t.Fatalf("Applied = %d %d %d, want %d 3 %d", idx, term, b, len(cmds), bytes)
+	if idx, term, b := s1.Applied(); idx != uint64(len(cmds)) || term != 3 || b != total {
+		t.Fatalf("Applied = %d %d %d, want %d 3 %d", idx, term, b, len(cmds), total)
 	}
-	if _, _, b := s2.Applied(); b != bytes {
+	if _, _, b := s2.Applied(); b != total {
 		t.Fatalf("s2 applied bytes %d", b)
 	}
 	// A store that also ran a different command differs.
@@ -380,5 +380,55 @@ func TestReadsDuringRestore(t *testing.T) {
 	}
 	if data, _ := h.read(v.ID, f.Ino, 0, 3); string(data) != "two" {
 		t.Fatalf("final %q", data)
+	}
+}
+
+// TestReadsSeeWholeBatches reads a file while batches rewrite it; every
+// batch writes one byte value over the whole file in several entries, so a
+// reader must never see two values at once.
+func TestReadsSeeWholeBatches(t *testing.T) {
+	h := newHarness(t)
+	v := h.volume("v", 1<<30)
+	f := h.file(v.ID, RootIno, "f")
+	const size = 4 * ChunkSize
+	fill := func(b byte) []*Command {
+		var cmds []*Command
+		for off := 0; off < size; off += ChunkSize {
+			cmds = append(cmds, &Command{Op: OpWrite, Vol: v.ID, Ino: f.Ino, Offset: uint64(off), Data: bytes.Repeat([]byte{b}, ChunkSize)})
+		}
+		return cmds
+	}
+	h.applyMany(fill(0))
+	done := make(chan error, 1)
+	go func() {
+		for i := 1; i <= 60; i++ {
+			for _, r := range h.applyMany(fill(byte(i))) {
+				if r.Err != 0 {
+					done <- r.Err
+					return
+				}
+			}
+		}
+		done <- nil
+	}()
+	for reads := 0; ; reads++ {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			if data, _ := h.read(v.ID, f.Ino, 0, size); data[0] != 60 {
+				t.Fatalf("final value %d", data[0])
+			}
+			return
+		default:
+		}
+		data, _, err := h.s.Read(v.ID, f.Ino, 0, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(data) != size || bytes.Count(data, data[:1]) != size {
+			t.Fatalf("read %d: torn batch (first %d, last %d)", reads, data[0], data[len(data)-1])
+		}
 	}
 }

@@ -42,6 +42,7 @@ type Node struct {
 	started   time.Time
 	clientTLS *tls.Config
 	closeOnce sync.Once
+	stop      context.CancelFunc
 }
 
 // identity is written into a data directory on first start.
@@ -123,6 +124,15 @@ func Start(cfg *config.Config, logger *slog.Logger) (*Node, error) {
 			n.log.Error("admin API stopped", "err", err)
 		}
 	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	n.stop = cancel
+	if cfg.Node.Role == config.RoleWitness {
+		every := cfg.Raft.SnapshotInterval.D()
+		if every <= 0 {
+			every = 2 * time.Minute
+		}
+		go n.compactWitnessLoop(ctx, every)
+	}
 	n.log.Info("node started", "role", cfg.Node.Role, "raft_addr", cfg.Node.RaftAddr, "admin_addr", cfg.Node.AdminAddr,
 		"data_dir", dataDir, "version", version.String())
 	return n, nil
@@ -194,6 +204,7 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
+		n.stop()
 		_ = n.admin.Shutdown(ctx)
 		err = n.repl.Close()
 		n.log.Info("node stopped")

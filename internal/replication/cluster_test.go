@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"keel/internal/fsstate"
 	"keel/internal/tlsutil"
 )
@@ -493,4 +495,41 @@ func TestDiskFullRefusesWritesKeepsReadsAndRecovers(t *testing.T) {
 	free.Store(1 << 40)
 	createFile(t, c, vol, "after")
 	c.converge()
+}
+
+func TestWitnessCompactsOnlyWhatDataNodesHold(t *testing.T) {
+	c := newTestCluster(t, RoleData, RoleData, RoleWitness)
+	c.tweaks = func(cfg *Config) { cfg.walSegmentSize = 4096 }
+	c.startAll()
+	vol := c.apply(&fsstate.Command{Op: fsstate.OpCreateVolume, VolName: "v", SizeLimit: 1 << 30}).Volume.ID
+	buf := make([]byte, 8<<10)
+	for i := 0; i < 40; i++ {
+		ino := createFile(t, c, vol, fmt.Sprintf("f%d", i))
+		c.apply(&fsstate.Command{Op: fsstate.OpWrite, Vol: vol, Ino: ino, Data: buf})
+	}
+	c.converge()
+	w := c.nodes["n3"]
+	if err := w.WaitApplied(ctxT(t), w.raft.CommitIndex()); err != nil {
+		t.Fatal(err)
+	}
+	upTo := w.raft.LastIndex() - 20 // pretend one data node holds only this much
+	if _, err := w.CompactWitnessLog(upTo); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := w.wal.FirstIndex()
+	if first > upTo+1 {
+		t.Fatalf("witness dropped entries a data node needs: first index %d, data node holds up to %d", first, upTo)
+	}
+	if first < 10 {
+		t.Fatalf("witness did not compact: first index %d (up to %d allowed)", first, upTo)
+	}
+	var l raft.Log
+	for i := upTo + 1; i <= w.raft.LastIndex(); i++ {
+		if err := w.wal.GetLog(i, &l); err != nil {
+			t.Fatalf("entry %d missing after compaction: %v", i, err)
+		}
+	}
+	if _, err := c.nodes["n1"].CompactWitnessLog(5); err == nil {
+		t.Fatal("a data node compacted as a witness")
+	}
 }

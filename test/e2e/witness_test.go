@@ -57,8 +57,14 @@ func TestWitnessShape(t *testing.T) {
 			other = m
 		}
 	}
+	// Pause the surviving data node across the election, so that the
+	// witness's election timer fires first and it likely wins: it must then
+	// hand leadership over.
+	other.Pause()
 	old.Kill9()
 	killedAt := time.Now()
+	time.Sleep(1500 * time.Millisecond)
+	other.Resume()
 	waitFor(t, 10*time.Second, other.ID+" to lead after "+old.ID+" was killed", func() (bool, string) {
 		st := c.Status()
 		return st.Leader == other.ID, fmt.Sprintf("leader %q term %d", st.Leader, st.Term)
