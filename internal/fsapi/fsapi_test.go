@@ -1,0 +1,121 @@
+package fsapi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"syscall"
+	"testing"
+
+	"keel/internal/fsstate"
+)
+
+// localReplicator applies commands straight to a store: the in-memory
+// stand-in for raft in unit tests.
+type localReplicator struct {
+	mu      sync.Mutex
+	store   *fsstate.Store
+	index   uint64
+	entries int
+}
+
+func (l *localReplicator) Apply(ctx context.Context, cmd *fsstate.Command) (fsstate.Result, error) {
+	r, err := l.ApplyMany(ctx, []*fsstate.Command{cmd})
+	if err != nil {
+		return fsstate.Result{}, err
+	}
+	return r[0], nil
+}
+
+func (l *localReplicator) ApplyMany(_ context.Context, cmds []*fsstate.Command) ([]fsstate.Result, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var ents []fsstate.Entry
+	for _, c := range cmds {
+		l.index++
+		ents = append(ents, fsstate.Entry{Index: l.index, Term: 1, Data: c.Encode()})
+	}
+	l.entries += len(ents)
+	return l.store.ApplyBatch(ents), nil
+}
+
+func (l *localReplicator) ReadIndex(context.Context) error { return nil }
+func (l *localReplicator) Store() *fsstate.Store          { return l.store }
+
+func newFS(t *testing.T) (*FS, *localReplicator) {
+	t.Helper()
+	st, err := fsstate.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	r := &localReplicator{store: st}
+	return New(r), r
+}
+
+func TestLargeWriteIsSplitIntoEntries(t *testing.T) {
+	fs, r := newFS(t)
+	ctx := context.Background()
+	v, err := fs.CreateVolume(ctx, "v", 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := fs.Create(ctx, nil, CreateArgs{Vol: v.ID, Dir: fsstate.RootIno, Name: "big", Type: fsstate.TypeRegular, Mode: 0o644})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 1<<20+123)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	before := r.entries
+	w, err := fs.Write(ctx, nil, v.ID, res.Attr.Ino, 10, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.entries - before; got != 5 {
+		t.Fatalf("1 MiB + 123 B went into %d entries, want 5 of at most %d bytes", got, fsstate.MaxEntryData)
+	}
+	if w.Attr.Size != uint64(len(data))+10 {
+		t.Fatalf("size after write %d", w.Attr.Size)
+	}
+	got, _, err := fs.Read(ctx, v.ID, res.Attr.Ino, 0, uint32(len(data)+10))
+	if err != nil || !bytes.Equal(got[10:], data) || !bytes.Equal(got[:10], make([]byte, 10)) {
+		t.Fatalf("read back differs (%d bytes, %v)", len(got), err)
+	}
+}
+
+func TestWriteThatDoesNotFitWritesNothing(t *testing.T) {
+	fs, _ := newFS(t)
+	ctx := context.Background()
+	v, _ := fs.CreateVolume(ctx, "small", 1<<20)
+	res, _ := fs.Create(ctx, nil, CreateArgs{Vol: v.ID, Dir: fsstate.RootIno, Name: "f", Type: fsstate.TypeRegular, Mode: 0o644})
+	_, err := fs.Write(ctx, nil, v.ID, res.Attr.Ino, 0, make([]byte, 1<<20+1))
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("over-size write: %v, want ENOSPC", err)
+	}
+	a, _ := fs.GetAttr(ctx, v.ID, res.Attr.Ino)
+	vol, _ := fs.Volume(ctx, "small")
+	if a.Size != 0 || vol.Used != 0 {
+		t.Fatalf("a refused write left size %d, volume use %d", a.Size, vol.Used)
+	}
+	if _, err := fs.Write(ctx, nil, v.ID, res.Attr.Ino, 0, make([]byte, 1<<20)); err != nil {
+		t.Fatalf("a write that fits exactly: %v", err)
+	}
+}
+
+func TestErrorsComeBackAsErrno(t *testing.T) {
+	fs, _ := newFS(t)
+	ctx := context.Background()
+	v, _ := fs.CreateVolume(ctx, "v", 1<<20)
+	if _, err := fs.CreateVolume(ctx, "v", 1<<20); !errors.Is(err, syscall.EEXIST) {
+		t.Fatalf("duplicate volume: %v", err)
+	}
+	if _, err := fs.Lookup(ctx, v.ID, fsstate.RootIno, "missing"); !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("lookup of a missing name: %v", err)
+	}
+	if _, err := fs.Remove(ctx, nil, v.ID, fsstate.RootIno, "missing"); !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("remove of a missing name: %v", err)
+	}
+}
