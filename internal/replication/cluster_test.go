@@ -270,6 +270,12 @@ func TestFollowerRefusesWritesAndReads(t *testing.T) {
 		if n == l {
 			continue
 		}
+		for i := 0; i < 200; i++ { // a follower learns the leader at its first heartbeat
+			if id, _ := n.Leader(); id == l.cfg.ID {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 		_, err := n.Apply(ctxT(t), &fsstate.Command{Op: fsstate.OpCreateVolume, VolName: "x", SizeLimit: 1})
 		var nl *NotLeaderError
 		if err == nil || !asNotLeader(err, &nl) || nl.LeaderID != l.cfg.ID {

@@ -19,10 +19,11 @@ type streamLayer struct {
 	ln     net.Listener
 	client *tls.Config
 
-	accepted  chan net.Conn
-	acceptErr error
-	closed    chan struct{}
-	closeOnce sync.Once
+	accepted   chan net.Conn
+	acceptErr  error // set before acceptDone is closed
+	acceptDone chan struct{}
+	closed     chan struct{}
+	closeOnce  sync.Once
 
 	recv atomic.Uint64
 	mu   sync.Mutex
@@ -34,11 +35,12 @@ type streamLayer struct {
 
 func newStreamLayer(ln net.Listener, server, client *tls.Config) *streamLayer {
 	s := &streamLayer{
-		ln:       tls.NewListener(ln, server),
-		client:   client,
-		sent:     map[string]*atomic.Uint64{},
-		accepted: make(chan net.Conn),
-		closed:   make(chan struct{}),
+		ln:         tls.NewListener(ln, server),
+		client:     client,
+		sent:       map[string]*atomic.Uint64{},
+		accepted:   make(chan net.Conn),
+		acceptDone: make(chan struct{}),
+		closed:     make(chan struct{}),
 	}
 	go s.acceptLoop()
 	return s
@@ -49,11 +51,11 @@ func newStreamLayer(ln net.Listener, server, client *tls.Config) *streamLayer {
 // cluster's CA is refused before raft reads a byte from it, and a slow or
 // hostile handshake cannot hold up the others.
 func (s *streamLayer) acceptLoop() {
-	defer close(s.accepted)
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
 			s.acceptErr = err
+			close(s.acceptDone)
 			return
 		}
 		go func(tc *tls.Conn) {
@@ -73,6 +75,8 @@ func (s *streamLayer) acceptLoop() {
 			case s.accepted <- cc:
 			case <-s.closed:
 				_ = tc.Close()
+			case <-s.acceptDone:
+				_ = tc.Close()
 			}
 		}(c.(*tls.Conn))
 	}
@@ -81,11 +85,10 @@ func (s *streamLayer) acceptLoop() {
 // Accept returns the next authenticated inbound connection.
 func (s *streamLayer) Accept() (net.Conn, error) {
 	select {
-	case c, ok := <-s.accepted:
-		if !ok {
-			return nil, s.acceptErr
-		}
+	case c := <-s.accepted:
 		return c, nil
+	case <-s.acceptDone:
+		return nil, s.acceptErr
 	case <-s.closed:
 		return nil, net.ErrClosed
 	}

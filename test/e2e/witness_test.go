@@ -11,7 +11,8 @@ import (
 // TestWitnessShape runs 2 data nodes and a witness: writes succeed; after
 // the data leader is killed (kill -9) the other data node leads within about
 // 10 s, the witness is never the leader for more than a moment, and writes
-// continue.
+// continue. The surviving data node is paused across the election so that
+// the witness usually wins it and has to hand leadership over.
 func TestWitnessShape(t *testing.T) {
 	const maxWitnessReign = 2 * time.Second
 	c := startCluster(t, Shape{Data: 2, Witness: true, Fast: true})
