@@ -41,7 +41,7 @@ func (l *localReplicator) ApplyMany(_ context.Context, cmds []*fsstate.Command) 
 }
 
 func (l *localReplicator) ReadIndex(context.Context) error { return nil }
-func (l *localReplicator) Store() *fsstate.Store          { return l.store }
+func (l *localReplicator) Store() *fsstate.Store           { return l.store }
 
 func newFS(t *testing.T) (*FS, *localReplicator) {
 	t.Helper()
