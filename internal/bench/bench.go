@@ -149,21 +149,21 @@ func (o *Options) measureCluster(ctx context.Context, dir string, n int) (Cluste
 	if _, err := c.client.CreateVolume(ctx, vol, 2*o.Size+1<<30); err != nil {
 		return ClusterResult{}, fmt.Errorf("bench: create the volume: %w", err)
 	}
-	put := apiPut(c.client, vol)
+	api := newAPIWriter(c.client, vol)
 	cr := ClusterResult{DataNodes: n, Leader: c.leader, PayloadBytes: o.Size}
 	for _, p := range c.nodes {
 		cr.Nodes = append(cr.Nodes, NodeResult{ID: p.id, PID: p.pid(), Leader: p.id == c.leader})
 	}
 
 	o.progressf("%s: throughput, %d writers × %s PUTs, %s in all", label, o.Writers, formatBytes(uint64(o.RequestSize)), formatBytes(o.Size))
-	if err := o.throughputPhase(ctx, c, put, &cr); err != nil {
+	if err := o.throughputPhase(ctx, c, api, &cr); err != nil {
 		return cr, err
 	}
 	o.progressf("%s: %.1f MB/s, write amplification %.2f over all nodes (settled: %t after %.1f s)",
 		label, cr.ThroughputMBps, cr.Amplification, cr.Settle.Quiet, cr.Settle.Seconds)
 
 	o.progressf("%s: latency, %d sequential 4 KiB PUTs after %d unmeasured ones", label, o.LatencyOps, latencyWarmup)
-	if err := o.latencyPhase(ctx, c, put, &cr); err != nil {
+	if err := o.latencyPhase(ctx, c, api, &cr); err != nil {
 		return cr, err
 	}
 	o.progressf("%s: 4 KiB p50 %.3f ms p99 %.3f ms", label, cr.Write4K.P50Ms, cr.Write4K.P99Ms)
@@ -172,8 +172,8 @@ func (o *Options) measureCluster(ctx context.Context, dir string, n int) (Cluste
 
 // latencyPhase warms up, then times sequential 4 KiB PUTs and fills in cr's
 // latency figures.
-func (o *Options) latencyPhase(ctx context.Context, c *localCluster, put putFunc, cr *ClusterResult) error {
-	if _, err := runLatency(ctx, put, "warmup", latencyWarmup); err != nil {
+func (o *Options) latencyPhase(ctx context.Context, c *localCluster, api *apiWriter, cr *ClusterResult) error {
+	if _, err := runLatency(ctx, api.put, "warmup", latencyWarmup); err != nil {
 		return errors.Join(err, c.failed())
 	}
 	before, err := scrapeLeader(ctx, c.client)
@@ -181,10 +181,12 @@ func (o *Options) latencyPhase(ctx context.Context, c *localCluster, put putFunc
 		return err
 	}
 	var lat []time.Duration
+	conns := api.conns.Load()
 	cr.OthersDuringLatency, err = watchOthers(c.pids, func() (err error) {
-		lat, err = runLatency(ctx, put, "latency", o.LatencyOps)
+		lat, err = runLatency(ctx, api.put, "latency", o.LatencyOps)
 		return err
 	})
+	cr.LatencyConnections = api.conns.Load() - conns
 	if err != nil {
 		return errors.Join(err, c.failed())
 	}
@@ -203,7 +205,7 @@ func (o *Options) latencyPhase(ctx context.Context, c *localCluster, put putFunc
 // throughputPhase runs the throughput load against c, waits for the nodes'
 // background writes (flushes, compactions, followers catching up) to stop,
 // and fills in cr's throughput, CPU and write amplification figures.
-func (o *Options) throughputPhase(ctx context.Context, c *localCluster, put putFunc, cr *ClusterResult) error {
+func (o *Options) throughputPhase(ctx context.Context, c *localCluster, api *apiWriter, cr *ClusterResult) error {
 	dev := deviceOf(c.dir)
 	before, err := takeSnapshot(c.pids(), dev)
 	if err != nil {
@@ -214,10 +216,12 @@ func (o *Options) throughputPhase(ctx context.Context, c *localCluster, put putF
 		return err
 	}
 	var took time.Duration
+	conns := api.conns.Load()
 	cr.OthersDuringLoad, err = watchOthers(c.pids, func() (err error) {
-		took, err = runThroughput(ctx, put, o.Writers, o.RequestSize, o.Size)
+		took, err = runThroughput(ctx, api.put, o.Writers, o.RequestSize, o.Size)
 		return err
 	})
+	cr.LoadConnections = api.conns.Load() - conns
 	if err != nil {
 		return errors.Join(err, c.failed())
 	}

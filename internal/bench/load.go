@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"sync"
@@ -21,13 +22,35 @@ import (
 // returns once the write is acknowledged.
 type putFunc func(ctx context.Context, name string, off uint64, data []byte) error
 
-// apiPut writes through the admin API: PUT /v1/files/{vol}/{name}?offset=N,
-// which the leader acknowledges after a quorum has committed the write.
-func apiPut(c *cluster.Client, vol string) putFunc {
-	return func(ctx context.Context, name string, off uint64, data []byte) error {
-		path := "/v1/files/" + url.PathEscape(vol) + "/" + url.PathEscape(name) + "?offset=" + strconv.FormatUint(off, 10)
-		return c.Do(ctx, http.MethodPut, path, func() io.Reader { return bytes.NewReader(data) }, nil)
-	}
+// putTimeout bounds one PUT. Giving each request a deadline also keeps
+// connections alive: cluster.Client.Do, handed a context without one, makes
+// its own and cancels it before the answer's body is read, which closes the
+// connection and costs a TLS handshake per request.
+const putTimeout = 60 * time.Second
+
+// apiWriter writes through the admin API: PUT /v1/files/{vol}/{name}?offset=N,
+// which the leader acknowledges after a quorum has committed the write. It
+// counts the connections the client opens.
+type apiWriter struct {
+	c     *cluster.Client
+	vol   string
+	conns atomic.Int64
+}
+
+func newAPIWriter(c *cluster.Client, vol string) *apiWriter { return &apiWriter{c: c, vol: vol} }
+
+func (w *apiWriter) put(ctx context.Context, name string, off uint64, data []byte) error {
+	// A trace of its own for each request: WithClientTrace chains the hooks
+	// of a trace already in ctx into the one it is given.
+	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+		if !info.Reused {
+			w.conns.Add(1)
+		}
+	}}
+	ctx, cancel := context.WithTimeout(httptrace.WithClientTrace(ctx, trace), putTimeout)
+	defer cancel()
+	path := "/v1/files/" + url.PathEscape(w.vol) + "/" + url.PathEscape(name) + "?offset=" + strconv.FormatUint(off, 10)
+	return w.c.Do(ctx, http.MethodPut, path, func() io.Reader { return bytes.NewReader(data) }, nil)
 }
 
 // runThroughput writes total bytes from writers concurrent writers, each

@@ -46,6 +46,8 @@ type ClusterResult struct {
 	OthersDuringLatency  Others       `json:"others_during_latency"`
 	CPUSecondsPerGB      float64      `json:"cpu_seconds_per_gb"`           // nodes and client together, per 10^9 payload bytes
 	CPUBoundMBps         float64      `json:"cpu_bound_mb_per_s"`           // the throughput all CPUs would give at that cost
+	LoadConnections      int64        `json:"load_connections"`             // HTTPS connections the client opened during the load
+	LatencyConnections   int64        `json:"latency_connections"`          // … and during the 4 KiB test
 	LoadBreakdown        *Breakdown   `json:"load_breakdown,omitempty"`     // nil if the leader changed
 	Write4KBreakdown     *Breakdown   `json:"write_4k_breakdown,omitempty"` // nil if the leader changed
 }
@@ -272,6 +274,7 @@ func writeDetail(w io.Writer, c *ClusterResult, cpus int) {
 			b.ReadIndexPerPut, b.ReadIndexMeanMs, b.ProposalsPerPut, b.ProposalMeanMs, b.ApplyBatchesPerPut, b.ApplyBatchMeanMs, b.RestMs)
 	}
 	fmt.Fprintf(w, "\n  others during the 4 KiB test: %s\n", othersText(c.OthersDuringLatency))
+	fmt.Fprintf(w, "  HTTPS connections opened: %d during the load, %d during the 4 KiB test\n", c.LoadConnections, c.LatencyConnections)
 }
 
 // usageText lists the directories holding at least 1 MiB, largest first.

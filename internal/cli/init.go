@@ -15,6 +15,7 @@ func newInitCmd(g *globals) *cobra.Command {
 		nodes, witness []string
 		raftPort       int
 		adminPort      int
+		nfsPort        int
 		clusterID      string
 	)
 	cmd := &cobra.Command{
@@ -28,7 +29,8 @@ func newInitCmd(g *globals) *cobra.Command {
                                 machine and run  keel serve --config nodes/<id>/node.yaml
 
 Name each node with --node ID=HOST (HOST is the address the others reach it at),
-or ID=HOST:RAFTPORT:ADMINPORT to give it its own ports (several nodes on one host).
+or ID=HOST:RAFTPORT:ADMINPORT[:NFSPORT] to give it its own ports (several nodes on
+one host).
 Supported shapes: 3 data nodes; 2 data nodes + 1 witness (--witness ID=HOST);
 1 data node for trying things out.
 
@@ -38,7 +40,7 @@ Supported shapes: 3 data nodes; 2 data nodes + 1 witness (--witness ID=HOST);
 			spec := config.InitSpec{Dir: g.dir, ClusterID: clusterID}
 			add := func(list []string, role string) error {
 				for _, s := range list {
-					ns, err := parseNodeSpec(s, raftPort, adminPort)
+					ns, err := parseNodeSpec(s, raftPort, adminPort, nfsPort)
 					if err != nil {
 						return err
 					}
@@ -79,27 +81,40 @@ Supported shapes: 3 data nodes; 2 data nodes + 1 witness (--witness ID=HOST);
 	cmd.Flags().StringArrayVar(&witness, "witness", nil, "a witness node, as ID=HOST")
 	cmd.Flags().IntVar(&raftPort, "raft-port", 7401, "raft port on every node")
 	cmd.Flags().IntVar(&adminPort, "admin-port", 7501, "admin API port on every node")
+	cmd.Flags().IntVar(&nfsPort, "nfs-port", 2049, "NFSv3 + MOUNT port on every data node (0: no NFS service)")
 	cmd.Flags().StringVar(&clusterID, "cluster-id", "", "cluster id (default: random)")
 	addJSON(cmd, g)
 	return cmd
 }
 
-// parseNodeSpec reads ID=HOST or ID=HOST:RAFTPORT:ADMINPORT.
-func parseNodeSpec(s string, raftPort, adminPort int) (config.NodeSpec, error) {
-	bad := fmt.Errorf("--node/--witness %q: write ID=HOST or ID=HOST:RAFTPORT:ADMINPORT, e.g. n1=10.0.0.1", s)
+// parseNodeSpec reads ID=HOST or ID=HOST:RAFTPORT:ADMINPORT[:NFSPORT].
+func parseNodeSpec(s string, raftPort, adminPort, nfsPort int) (config.NodeSpec, error) {
+	bad := fmt.Errorf("--node/--witness %q: write ID=HOST or ID=HOST:RAFTPORT:ADMINPORT[:NFSPORT], e.g. n1=10.0.0.1", s)
 	id, rest, ok := strings.Cut(s, "=")
 	if !ok || id == "" || rest == "" {
 		return config.NodeSpec{}, bad
 	}
-	ns := config.NodeSpec{ID: id, Host: rest, RaftPort: raftPort, AdminPort: adminPort}
-	if parts := strings.Split(rest, ":"); len(parts) == 3 {
-		rp, err1 := strconv.Atoi(parts[1])
-		ap, err2 := strconv.Atoi(parts[2])
-		if err1 != nil || err2 != nil || parts[0] == "" {
-			return config.NodeSpec{}, bad
+	ns := config.NodeSpec{ID: id, Host: rest, RaftPort: raftPort, AdminPort: adminPort, NFSPort: nfsPort}
+	parts := strings.Split(rest, ":")
+	switch len(parts) {
+	case 1:
+	case 3, 4:
+		ports := make([]int, len(parts)-1)
+		for i, p := range parts[1:] {
+			v, err := strconv.Atoi(p)
+			if err != nil || v <= 0 || v > 65535 {
+				return config.NodeSpec{}, bad
+			}
+			ports[i] = v
 		}
-		ns.Host, ns.RaftPort, ns.AdminPort = parts[0], rp, ap
-	} else if len(parts) != 1 {
+		ns.Host, ns.RaftPort, ns.AdminPort = parts[0], ports[0], ports[1]
+		if len(ports) == 3 {
+			ns.NFSPort = ports[2]
+		}
+	default:
+		return config.NodeSpec{}, bad
+	}
+	if ns.Host == "" {
 		return config.NodeSpec{}, bad
 	}
 	return ns, nil

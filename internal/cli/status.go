@@ -72,14 +72,14 @@ func printStatus(w io.Writer, st cluster.Status) {
 
 func printVolumes(w io.Writer, vols []cluster.VolumeInfo) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VOLUME\tSIZE\tUSED\tUSE%\tINODES\tCREATED")
+	fmt.Fprintln(tw, "VOLUME\tSIZE\tUSED\tUSE%\tINODES\tCREATED\tEXPORT")
 	for _, v := range vols {
 		pct := 0.0
 		if v.SizeBytes > 0 {
 			pct = 100 * float64(v.UsedBytes) / float64(v.SizeBytes)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f%%\t%d\t%s\n", v.Name, formatSize(v.SizeBytes), formatSize(v.UsedBytes), pct, v.Inodes,
-			v.Created.Local().Format(time.DateTime))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f%%\t%d\t%s\t/%s %s\n", v.Name, formatSize(v.SizeBytes), formatSize(v.UsedBytes), pct, v.Inodes,
+			v.Created.Local().Format(time.DateTime), v.Name, exportLine(v.Export))
 	}
 	tw.Flush()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +35,7 @@ type upNode struct {
 	Log     string `json:"log"`
 	Raft    string `json:"raft_addr"`
 	Admin   string `json:"admin_addr"`
+	NFS     string `json:"nfs_addr,omitempty"`
 	cmd     *exec.Cmd
 	exited  chan error
 	stopped bool
@@ -58,7 +60,7 @@ Ctrl-C stops every node cleanly.
 	cmd.Flags().IntVar(&o.nodes, "nodes", 3, "number of nodes (1 or 3)")
 	cmd.Flags().BoolVar(&o.witness, "witness", false, "make the last node a witness (votes, keeps the log, holds no data)")
 	cmd.Flags().StringVar(&o.listen, "listen", "127.0.0.1:2049", "NFS endpoint address (arrives with keel's NFS server)")
-	cmd.Flags().IntVar(&o.basePort, "base-port", 7400, "raft ports are base+1…, admin ports base+101…")
+	cmd.Flags().IntVar(&o.basePort, "base-port", 7400, "raft ports are base+1…, admin ports base+101…, NFS ports base+201…")
 	cmd.Flags().StringVar(&o.volumeSize, "volume-size", "10GiB", "size of the volume \"data\" made on the first run")
 	addJSON(cmd, g)
 	return cmd
@@ -104,7 +106,7 @@ func runUp(ctx context.Context, g *globals, o *upOptions, out io.Writer) error {
 			stopAll()
 			return err
 		}
-		n := &upNode{ID: id, Role: cfg.Node.Role, Config: cfgPath, Raft: cfg.Node.RaftAddr, Admin: cfg.Node.AdminAddr,
+		n := &upNode{ID: id, Role: cfg.Node.Role, Config: cfgPath, Raft: cfg.Node.RaftAddr, Admin: cfg.Node.AdminAddr, NFS: cfg.Node.NFSAddr,
 			Log: filepath.Join(lay.NodeDir(id), "keel.log"), exited: make(chan error, 1)}
 		logf, err := os.OpenFile(n.Log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 		if err != nil {
@@ -137,7 +139,8 @@ func runUp(ctx context.Context, g *globals, o *upOptions, out io.Writer) error {
 		return err
 	}
 	defer client.Close()
-	if err := waitForLeader(ctx, client, nodes); err != nil {
+	leader, err := waitForLeader(ctx, client, nodes)
+	if err != nil {
 		return err
 	}
 	vols, err := client.Volumes(ctx)
@@ -153,13 +156,19 @@ func runUp(ctx context.Context, g *globals, o *upOptions, out io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("create the default volume: %w", err)
 		}
+		// A local development cluster: let this machine's root write.
+		v, err = client.SetExport(ctx, "data", cluster.ExportInfo{Clients: []string{"127.0.0.0/8", "::1/128"},
+			Squash: "no_root_squash", AnonUID: 65534, AnonGID: 65534})
+		if err != nil {
+			return fmt.Errorf("export the default volume: %w", err)
+		}
 		vols = append(vols, v)
 	}
 	if g.json {
 		_ = printJSON(out, map[string]any{"cluster_id": lay.ClusterID, "dir": lay.Dir, "nodes": nodes, "volumes": vols,
 			"client_config": lay.ClientConfig, "nfs": nil})
 	} else {
-		printUp(out, lay, nodes, vols, g.dir, o)
+		printUp(out, lay, nodes, vols, g.dir, o, leader)
 	}
 
 	for {
@@ -210,17 +219,17 @@ func createLocalCluster(dir string, o *upOptions) (*config.Layout, error) {
 			role = config.RoleWitness
 		}
 		spec.Nodes = append(spec.Nodes, config.NodeSpec{ID: fmt.Sprintf("n%d", i), Role: role, Host: "127.0.0.1",
-			RaftPort: o.basePort + i, AdminPort: o.basePort + 100 + i})
+			RaftPort: o.basePort + i, AdminPort: o.basePort + 100 + i, NFSPort: o.basePort + 200 + i})
 	}
 	return config.Generate(spec)
 }
 
-func waitForLeader(ctx context.Context, c *cluster.Client, nodes []*upNode) error {
+func waitForLeader(ctx context.Context, c *cluster.Client, nodes []*upNode) (string, error) {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		st := c.Status(ctx, time.Second)
 		if st.Leader != "" {
-			return nil
+			return st.Leader, nil
 		}
 		for _, n := range nodes {
 			select {
@@ -231,30 +240,37 @@ func waitForLeader(ctx context.Context, c *cluster.Client, nodes []*upNode) erro
 				if len(tail) > 2000 {
 					tail = tail[len(tail)-2000:]
 				}
-				return fmt.Errorf("node %s exited while starting (%v); end of %s:\n%s", n.ID, err, n.Log, tail)
+				return "", fmt.Errorf("node %s exited while starting (%v); end of %s:\n%s", n.ID, err, n.Log, tail)
 			default:
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return "", ctx.Err()
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("no leader after 60s; see the logs in %s", filepath.Dir(filepath.Dir(nodes[0].Log)))
+	return "", fmt.Errorf("no leader after 60s; see the logs in %s", filepath.Dir(filepath.Dir(nodes[0].Log)))
 }
 
-func printUp(w io.Writer, lay *config.Layout, nodes []*upNode, vols []cluster.VolumeInfo, dir string, o *upOptions) {
+func printUp(w io.Writer, lay *config.Layout, nodes []*upNode, vols []cluster.VolumeInfo, dir string, o *upOptions, leader string) {
 	fmt.Fprintf(w, "keel is up: cluster %s, %d nodes, in %s\n\n", lay.ClusterID, len(nodes), lay.Dir)
 	for _, n := range nodes {
-		fmt.Fprintf(w, "  %-4s %-8s pid %-7d raft %-16s admin https://%-16s log %s\n", n.ID, n.Role, n.PID, n.Raft, n.Admin, n.Log)
+		fmt.Fprintf(w, "  %-4s %-8s pid %-7d raft %-16s admin https://%-16s nfs %-16s log %s\n", n.ID, n.Role, n.PID, n.Raft, n.Admin, n.NFS, n.Log)
 	}
 	fmt.Fprintln(w)
 	for _, v := range vols {
 		fmt.Fprintf(w, "  volume %-10s %s\n", v.Name, formatSize(v.SizeBytes))
 	}
-	fmt.Fprintf(w, "\nNFS endpoint %s: not served yet — keel's NFS server and client tunnel are the next\n", o.listen)
-	fmt.Fprintf(w, "issues; until then use the admin API:  keel fs put FILE data:/FILE --dir %s\n\n", dir)
+	for _, n := range nodes {
+		if n.ID == leader && n.NFS != "" {
+			host, port, _ := net.SplitHostPort(n.NFS)
+			fmt.Fprintf(w, "\nNFSv3 is served by the active node (now %s) at %s; try:\n", leader, n.NFS)
+			fmt.Fprintf(w, "  nfs-ls 'nfs://%s/data?nfsport=%s&mountport=%s'\n", host, port, port)
+		}
+	}
+	fmt.Fprintf(w, "The stable endpoint %s that follows the active node arrives with `keel tunnel`;\n", o.listen)
+	fmt.Fprintf(w, "without an NFS client:  keel fs put FILE data:/FILE --dir %s\n\n", dir)
 	fmt.Fprintf(w, "In another terminal:  keel status --dir %s\n", dir)
 	fmt.Fprintln(w, "Ctrl-C stops every node.")
 }

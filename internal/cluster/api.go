@@ -26,12 +26,22 @@ type NodeStatus struct {
 
 // VolumeInfo describes one volume.
 type VolumeInfo struct {
-	ID        uint64    `json:"id"`
-	Name      string    `json:"name"`
-	SizeBytes uint64    `json:"size_bytes"`
-	UsedBytes uint64    `json:"used_bytes"`
-	Inodes    uint64    `json:"inodes"`
-	Created   time.Time `json:"created"`
+	ID        uint64     `json:"id"`
+	Name      string     `json:"name"`
+	SizeBytes uint64     `json:"size_bytes"`
+	UsedBytes uint64     `json:"used_bytes"`
+	Inodes    uint64     `json:"inodes"`
+	Created   time.Time  `json:"created"`
+	Export    ExportInfo `json:"export"`
+}
+
+// ExportInfo is a volume's NFS export (the seed's /etc/exports line).
+type ExportInfo struct {
+	Clients  []string `json:"clients"` // CIDRs allowed to mount
+	ReadOnly bool     `json:"read_only"`
+	Squash   string   `json:"squash"` // root_squash | no_root_squash | all_squash
+	AnonUID  uint32   `json:"anon_uid"`
+	AnonGID  uint32   `json:"anon_gid"`
 }
 
 // VolumeRequest creates or resizes a volume.

@@ -253,6 +253,12 @@ func (c *Client) ResizeVolume(ctx context.Context, name string, size uint64) (Vo
 	return v, c.Do(ctx, http.MethodPatch, "/v1/volumes/"+url.PathEscape(name), jsonBody(VolumeRequest{SizeBytes: size}), &v)
 }
 
+// SetExport replaces a volume's export settings.
+func (c *Client) SetExport(ctx context.Context, name string, e ExportInfo) (VolumeInfo, error) {
+	var v VolumeInfo
+	return v, c.Do(ctx, http.MethodPut, "/v1/volumes/"+url.PathEscape(name)+"/export", jsonBody(e), &v)
+}
+
 // DeleteVolume deletes a volume.
 func (c *Client) DeleteVolume(ctx context.Context, name string, force bool) error {
 	return c.Do(ctx, http.MethodDelete, fmt.Sprintf("/v1/volumes/%s?force=%t", url.PathEscape(name), force), nil, nil)

@@ -32,11 +32,13 @@ type Config struct {
 
 // NodeConfig describes this node.
 type NodeConfig struct {
-	ID        string `yaml:"id"`
-	Role      string `yaml:"role"`       // data | witness
-	DataDir   string `yaml:"data_dir"`   // raft log, snapshots, state
-	RaftAddr  string `yaml:"raft_addr"`  // host:port raft listens on and peers dial
-	AdminAddr string `yaml:"admin_addr"` // host:port of the HTTPS admin API and /metrics
+	ID          string `yaml:"id"`
+	Role        string `yaml:"role"`                   // data | witness
+	DataDir     string `yaml:"data_dir"`               // raft log, snapshots, state
+	RaftAddr    string `yaml:"raft_addr"`              // host:port raft listens on and peers dial
+	AdminAddr   string `yaml:"admin_addr"`             // host:port of the HTTPS admin API and /metrics
+	NFSAddr     string `yaml:"nfs_addr,omitempty"`     // host:port of NFSv3 + MOUNT (+ portmapper); data nodes only
+	PortmapAddr string `yaml:"portmap_addr,omitempty"` // optional extra portmapper listener, e.g. 0.0.0.0:111
 }
 
 // Peer is one member of the cluster as the others see it.
@@ -45,6 +47,7 @@ type Peer struct {
 	Role      string `yaml:"role"`
 	RaftAddr  string `yaml:"raft_addr"`
 	AdminAddr string `yaml:"admin_addr"`
+	NFSAddr   string `yaml:"nfs_addr,omitempty"`
 }
 
 // TLSFiles names the PEM files of this node or client.

@@ -56,6 +56,7 @@ type NodeSpec struct {
 	Host      string // IP or DNS name the others reach it at; default 127.0.0.1
 	RaftPort  int
 	AdminPort int
+	NFSPort   int // data nodes: the NFS port (0: no NFS service)
 }
 
 // Layout locates the files of a generated cluster. Paths are absolute.
@@ -134,13 +135,16 @@ func buildConfigs(spec InitSpec) ([]*Config, *Client, error) {
 			RaftAddr:  net.JoinHostPort(n.Host, strconv.Itoa(n.RaftPort)),
 			AdminAddr: net.JoinHostPort(n.Host, strconv.Itoa(n.AdminPort)),
 		}
+		if n.NFSPort > 0 && n.Role == RoleData {
+			peers[i].NFSAddr = net.JoinHostPort(n.Host, strconv.Itoa(n.NFSPort))
+		}
 	}
 	tls := TLSFiles{CA: FileCACert, Cert: FileNodeCert, Key: FileNodeKey, Secret: FileSecret}
 	nodes := make([]*Config, len(peers))
 	for i, p := range peers {
 		c := Default()
 		c.ClusterID = spec.ClusterID
-		c.Node = NodeConfig{ID: p.ID, Role: p.Role, DataDir: NodeDataDir, RaftAddr: p.RaftAddr, AdminAddr: p.AdminAddr}
+		c.Node = NodeConfig{ID: p.ID, Role: p.Role, DataDir: NodeDataDir, RaftAddr: p.RaftAddr, AdminAddr: p.AdminAddr, NFSAddr: p.NFSAddr}
 		c.Peers = peers
 		c.Bootstrap = true
 		c.TLS = tls

@@ -99,6 +99,18 @@ func (c *Config) Validate() error {
 			"give the admin API its own port, e.g. the raft port + 1")
 	}
 
+	if c.Node.NFSAddr != "" {
+		if c.Node.Role == RoleWitness {
+			v.add("node.nfs_addr", c.Node.NFSAddr, "is set on a witness, which holds no files", "remove nfs_addr from the witness")
+		} else if v.addr("node.nfs_addr", c.Node.NFSAddr, "10.0.0.1:2049") &&
+			(normAddr(c.Node.NFSAddr) == normAddr(c.Node.RaftAddr) || normAddr(c.Node.NFSAddr) == normAddr(c.Node.AdminAddr)) {
+			v.add("node.nfs_addr", c.Node.NFSAddr, "is the same as the raft or admin address", "give NFS its own port, e.g. 2049")
+		}
+	}
+	if c.Node.PortmapAddr != "" {
+		v.addr("node.portmap_addr", c.Node.PortmapAddr, "0.0.0.0:111")
+	}
+
 	v.peers(c.Peers, true)
 	v.self(c, raftOK, adminOK)
 

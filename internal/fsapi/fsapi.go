@@ -49,6 +49,9 @@ func (f *FS) apply(ctx context.Context, cmd *fsstate.Command) (fsstate.Result, e
 	if cmd.Time == 0 {
 		cmd.Time = fsstate.Time(f.now().UnixNano())
 	}
+	if cmd.Req == nil {
+		cmd.Req = requestFrom(ctx)
+	}
 	res, err := f.r.Apply(ctx, cmd)
 	if err != nil {
 		return res, err
@@ -82,6 +85,12 @@ func (f *FS) CreateVolume(ctx context.Context, name string, size uint64) (fsstat
 // ResizeVolume changes a volume's size limit.
 func (f *FS) ResizeVolume(ctx context.Context, name string, size uint64) (fsstate.Volume, error) {
 	res, err := f.apply(ctx, &fsstate.Command{Op: fsstate.OpResizeVolume, VolName: name, SizeLimit: size})
+	return res.Volume, err
+}
+
+// SetExport replaces a volume's NFS export settings.
+func (f *FS) SetExport(ctx context.Context, name string, e fsstate.Export) (fsstate.Volume, error) {
+	res, err := f.apply(ctx, &fsstate.Command{Op: fsstate.OpSetExport, VolName: name, Export: &e})
 	return res.Volume, err
 }
 
@@ -238,6 +247,24 @@ func (f *FS) Readlink(ctx context.Context, vol, ino uint64) (string, error) {
 	return st.Readlink(vol, ino)
 }
 
+// Access reports what cred may do with an inode.
+func (f *FS) Access(ctx context.Context, vol, ino uint64, cred *fsstate.Cred) (read, write, exec bool, err error) {
+	st, err := f.read(ctx)
+	if err != nil {
+		return false, false, false, err
+	}
+	return st.Access(vol, ino, cred)
+}
+
+// VolumeByID returns a volume by id.
+func (f *FS) VolumeByID(ctx context.Context, id uint64) (fsstate.Volume, error) {
+	st, err := f.read(ctx)
+	if err != nil {
+		return fsstate.Volume{}, err
+	}
+	return st.VolumeByID(id)
+}
+
 // Volumes lists the volumes.
 func (f *FS) Volumes(ctx context.Context) ([]fsstate.Volume, error) {
 	st, err := f.read(ctx)
@@ -255,3 +282,8 @@ func (f *FS) Volume(ctx context.Context, name string) (fsstate.Volume, error) {
 	}
 	return st.VolumeByName(name)
 }
+
+// View waits for the read-index barrier once and returns the leader's state
+// to read from directly: a request that reads several things pays for one
+// barrier.
+func (f *FS) View(ctx context.Context) (*fsstate.Store, error) { return f.read(ctx) }

@@ -62,6 +62,7 @@ type Volume struct {
 	Used      uint64 // bytes of file data stored
 	Inodes    uint64 // live inodes, root included
 	Created   Time
+	Export    Export // who may mount it and how their credentials are mapped
 }
 
 // DirEntry is one entry returned by ReadDir.
@@ -114,7 +115,11 @@ const (
 	OpRmdir
 	OpRename
 	OpLink
+	OpSetExport // replace a volume's NFS export settings (VolName, Export)
 )
+
+// lastOp is the highest Op value a command may carry.
+const lastOp = OpSetExport
 
 // Command is one state-machine operation, carried in one raft log entry. Every
 // value that must be identical on all replicas (time above all) is chosen by
@@ -148,6 +153,15 @@ type Command struct {
 	Data   []byte // Write (at most MaxEntryData)
 	Set    SetAttr
 	Guard  *Time // SetAttr: NFS sattrguard3, fails with ENOTSYNC-equivalent if ctime differs
+
+	// Export is the new export of volume VolName (SetExport).
+	Export *Export
+
+	// Req, when set, names the NFS request this command carries out: its
+	// result is recorded with the change, and a later command with the same
+	// Req (a retransmission) is answered from the record instead of being
+	// applied again (see RequestID).
+	Req *RequestID
 }
 
 // WCC is weak cache consistency data for a directory or file: its attributes
@@ -172,6 +186,11 @@ type Result struct {
 	// Skipped is set (with Err 0) when the entry's index was at or below the
 	// applied index already stored, so the command was not applied again.
 	Skipped bool
+
+	// Replayed is set when the command carried a Req already recorded with
+	// the same argument hash: it was not applied again, and the rest of the
+	// Result is the one recorded when it was (see RequestID).
+	Replayed bool
 }
 
 // ErrNotSync is returned by SetAttr when a guard does not match (NFS3ERR_NOT_SYNC).

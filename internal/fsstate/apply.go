@@ -87,6 +87,10 @@ func (s *Store) TryApplyBatch(entries []Entry) ([]Result, error) {
 
 // applyEntry applies one entry's command through t. Errno outcomes are
 // returned in the Result; any other error is a storage failure.
+//
+// A command carrying a Req that was already recorded with the same argument
+// hash is answered from the record and changes nothing; otherwise its
+// Result, success or failure, is recorded with its change (drc.go).
 func (s *Store) applyEntry(t *txn, e Entry) (Result, error) {
 	c, err := decodeCommand(e.Data, false)
 	if err != nil {
@@ -95,14 +99,29 @@ func (s *Store) applyEntry(t *txn, e Entry) (Result, error) {
 		return Result{Err: syscall.EINVAL}, nil
 	}
 	t.reset(c)
+	if c.Req != nil {
+		r, ok, err := t.replay(c.Req, c.Time)
+		if err != nil {
+			return Result{}, err
+		}
+		if ok {
+			t.reset(nil)
+			return r, nil
+		}
+	}
 	r, err := dispatch(t, c)
 	if err != nil {
 		var en syscall.Errno
-		if errors.As(err, &en) && !isStorage(err) {
-			t.reset(nil)
-			return Result{Err: en}, nil
+		if !errors.As(err, &en) || isStorage(err) {
+			return Result{}, err
 		}
-		return Result{}, err
+		t.reset(c)
+		r = Result{Err: en}
+	}
+	if c.Req != nil {
+		if err := t.recordReply(c, r); err != nil {
+			return Result{}, err
+		}
 	}
 	if err := t.commit(); err != nil {
 		return Result{}, err
@@ -140,6 +159,8 @@ func dispatch(t *txn, c *Command) (Result, error) {
 		return opRename(t, c)
 	case OpLink:
 		return opLink(t, c)
+	case OpSetExport:
+		return opSetExport(t, c)
 	}
 	return Result{}, syscall.EINVAL
 }

@@ -19,6 +19,8 @@ const (
 	MaxWireTarget = 2 * MaxSymlinkLen
 	// MaxWireGIDs is the largest number of supplementary groups in a Cred.
 	MaxWireGIDs = 1024
+	// MaxRequestClient is the longest RequestID.Client accepted.
+	MaxRequestClient = 255
 )
 
 // Presence bits of the optional fields of an encoded command, in encoding
@@ -51,8 +53,10 @@ const (
 	fSetAtime
 	fSetMtime
 	fGuard
+	fExport
+	fReq
 
-	fAll = fGuard<<1 - 1
+	fAll = fReq<<1 - 1
 )
 
 // Encode returns the command's compact, deterministic binary encoding: the
@@ -93,11 +97,19 @@ func (c *Command) Encode() []byte {
 	set(fSetAtime, c.Set.Atime != nil)
 	set(fSetMtime, c.Set.Mtime != nil)
 	set(fGuard, c.Guard != nil)
+	set(fExport, c.Export != nil)
+	set(fReq, c.Req != nil)
 
 	n := 2 + binary.MaxVarintLen64*24 + len(c.VolName) + len(c.Name) + len(c.ToName) +
 		len(c.Target) + len(c.Data)
 	if c.Cred != nil {
 		n += binary.MaxVarintLen32 * (3 + len(c.Cred.GIDs))
+	}
+	if c.Export != nil {
+		n += exportSize(c.Export)
+	}
+	if c.Req != nil {
+		n += 1 + len(c.Req.Client) + 2*binary.MaxVarintLen32 + len(c.Req.ArgHash)
 	}
 	b := make([]byte, 0, n)
 	b = append(b, CommandFormat, byte(c.Op))
@@ -168,6 +180,50 @@ func (c *Command) Encode() []byte {
 	if c.Guard != nil {
 		b = binary.AppendVarint(b, int64(*c.Guard))
 	}
+	if c.Export != nil {
+		b = appendExport(b, c.Export)
+	}
+	if c.Req != nil {
+		b = appendString0(b, c.Req.Client)
+		b = binary.AppendUvarint(b, uint64(c.Req.XID))
+		b = binary.AppendUvarint(b, uint64(c.Req.Proc))
+		b = append(b, c.Req.ArgHash[:]...)
+	}
+	return b
+}
+
+// appendString0 appends s length-prefixed; unlike the optional string fields
+// of a command it may be empty.
+func appendString0(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// exportSize bounds the length of appendExport's encoding of e.
+func exportSize(e *Export) int {
+	n := 5 * binary.MaxVarintLen32
+	for _, c := range e.Clients {
+		n += binary.MaxVarintLen32 + len(c)
+	}
+	return n
+}
+
+// appendExport appends an export: a flags varint (bit 0: ReadOnly), the
+// squash mode, AnonUID, AnonGID, the number of clients and each client
+// length-prefixed. Commands, results and volume records all use it.
+func appendExport(b []byte, e *Export) []byte {
+	var flags uint64
+	if e.ReadOnly {
+		flags |= 1
+	}
+	b = binary.AppendUvarint(b, flags)
+	b = binary.AppendUvarint(b, uint64(e.Squash))
+	b = binary.AppendUvarint(b, uint64(e.AnonUID))
+	b = binary.AppendUvarint(b, uint64(e.AnonGID))
+	b = binary.AppendUvarint(b, uint64(len(e.Clients)))
+	for _, c := range e.Clients {
+		b = appendString0(b, c)
+	}
 	return b
 }
 
@@ -178,16 +234,74 @@ func DecodeCommand(b []byte) (*Command, error) {
 	return decodeCommand(b, true)
 }
 
-// decoder reads an encoded command; the first error sticks.
+// decoder reads an encoded command or record; the first error sticks.
 type decoder struct {
-	b   []byte
-	err error
+	b    []byte
+	err  error
+	kind error // wrapped by every error; nil means ErrBadCommand
 }
 
 func (d *decoder) fail(format string, args ...any) {
 	if d.err == nil {
-		d.err = fmt.Errorf("%w: "+format, append([]any{ErrBadCommand}, args...)...)
+		kind := d.kind
+		if kind == nil {
+			kind = ErrBadCommand
+		}
+		d.err = fmt.Errorf("%w: "+format, append([]any{kind}, args...)...)
 	}
+}
+
+// string0 reads a length-prefixed string that may be empty.
+func (d *decoder) string0(what string, max uint64) string {
+	n := d.uvarint(what+" length", max)
+	if d.err != nil {
+		return ""
+	}
+	if uint64(len(d.b)) < n {
+		d.fail("%s truncated (%d of %d bytes)", what, len(d.b), n)
+		return ""
+	}
+	v := string(d.b[:n])
+	d.b = d.b[n:]
+	return v
+}
+
+// raw reads exactly len(dst) bytes into dst.
+func (d *decoder) raw(what string, dst []byte) {
+	if d.err != nil {
+		return
+	}
+	if len(d.b) < len(dst) {
+		d.fail("%s truncated (%d of %d bytes)", what, len(d.b), len(dst))
+		return
+	}
+	copy(dst, d.b)
+	d.b = d.b[len(dst):]
+}
+
+// export reads what appendExport wrote. An empty client list decodes as nil.
+func (d *decoder) export() Export {
+	var e Export
+	flags := d.uvarint("export flags", 1)
+	e.ReadOnly = flags&1 != 0
+	e.Squash = Squash(d.uvarint("export squash", max8))
+	e.AnonUID = uint32(d.uvarint("export anonuid", max32))
+	e.AnonGID = uint32(d.uvarint("export anongid", max32))
+	n := d.uvarint("export client count", MaxExportClients)
+	if n > 0 && d.err == nil {
+		e.Clients = make([]string, 0, min(n, uint64(len(d.b))))
+		for range n {
+			c := d.string0("export client", MaxWireName)
+			if d.err != nil {
+				break
+			}
+			e.Clients = append(e.Clients, c)
+		}
+	}
+	if d.err != nil {
+		return Export{}
+	}
+	return e
 }
 
 func (d *decoder) uvarint(what string, max uint64) uint64 {
@@ -251,7 +365,7 @@ func decodeCommand(b []byte, copyData bool) (*Command, error) {
 		return nil, fmt.Errorf("%w: unknown format version %d", ErrBadCommand, b[0])
 	}
 	c := &Command{Op: Op(b[1])}
-	if c.Op > OpLink {
+	if c.Op > lastOp {
 		return nil, fmt.Errorf("%w: unknown op %d", ErrBadCommand, b[1])
 	}
 	d := &decoder{b: b[2:]}
@@ -340,6 +454,18 @@ func decodeCommand(b []byte, copyData bool) (*Command, error) {
 	if has(fGuard) {
 		v := Time(d.varint("guard"))
 		c.Guard = &v
+	}
+	if has(fExport) {
+		e := d.export()
+		c.Export = &e
+	}
+	if has(fReq) {
+		r := &RequestID{}
+		r.Client = d.string0("request client", MaxRequestClient)
+		r.XID = uint32(d.uvarint("request xid", max32))
+		r.Proc = uint32(d.uvarint("request proc", max32))
+		d.raw("request argument hash", r.ArgHash[:])
+		c.Req = r
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("%d trailing bytes", len(d.b))

@@ -1,6 +1,7 @@
 package fsstate
 
 import (
+	"encoding/binary"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -25,6 +26,15 @@ func sampleCommands() []*Command {
 			Atime: ptr(Time(-1)), Mtime: ptr(Time(0))}},
 		{Op: OpRename, Vol: 1, Dir: 1, Name: "a", ToDir: 2, ToName: "b"},
 		{Op: OpLink, Vol: 1, Ino: 4, Dir: 5, Name: strings.Repeat("n", 4096)},
+		{Op: OpSetExport, VolName: "data", Export: &Export{Clients: []string{"10.0.0.0/8", "::1/128"},
+			ReadOnly: true, Squash: SquashAll, AnonUID: 65534, AnonGID: math.MaxUint32}},
+		{Op: OpSetExport, VolName: "data", Export: &Export{}},
+		{Op: OpCreate, Time: 7, Vol: 1, Dir: 1, Name: "f", Type: TypeRegular, Mode: 0o644,
+			Req: &RequestID{Client: "10.1.2.3:811", XID: 0xdeadbeef, Proc: 8,
+				ArgHash: [16]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0xff}}},
+		{Op: OpRemove, Vol: 1, Dir: 1, Name: "f", Req: &RequestID{}},
+		{Op: OpRename, Vol: 1, Dir: 1, Name: "a", ToDir: 1, ToName: "b",
+			Req: &RequestID{Client: strings.Repeat("c", MaxRequestClient), XID: math.MaxUint32, Proc: 14}},
 	}
 }
 
@@ -78,7 +88,7 @@ func randomCommand(r *rand.Rand) *Command {
 		return r.Uint64N(1000)
 	}
 	c := &Command{
-		Op: Op(r.IntN(int(OpLink) + 1)), Time: Time(r.Int64() - r.Int64()),
+		Op: Op(r.IntN(int(lastOp) + 1)), Time: Time(r.Int64() - r.Int64()),
 		VolName: str(70), SizeLimit: u64(), Force: r.IntN(2) == 0,
 		Vol: u64(), Ino: u64(), Dir: u64(), Name: str(300), ToDir: u64(), ToName: str(300),
 		Type: FileType(r.UintN(4)), Mode: uint32(u64()), UID: uint32(u64()), GID: uint32(u64()),
@@ -114,6 +124,21 @@ func randomCommand(r *rand.Rand) *Command {
 	if r.IntN(2) == 0 {
 		c.Guard = ptr(Time(r.Int64()))
 	}
+	if r.IntN(2) == 0 {
+		e := &Export{ReadOnly: r.IntN(2) == 0, Squash: Squash(r.UintN(256)),
+			AnonUID: uint32(u64()), AnonGID: uint32(u64())}
+		for range r.IntN(5) {
+			e.Clients = append(e.Clients, str(50))
+		}
+		c.Export = e
+	}
+	if r.IntN(2) == 0 {
+		id := &RequestID{Client: str(MaxRequestClient), XID: r.Uint32(), Proc: r.Uint32N(22)}
+		for i := range id.ArgHash {
+			id.ArgHash[i] = byte(r.UintN(256))
+		}
+		c.Req = id
+	}
 	return c
 }
 
@@ -135,6 +160,8 @@ func TestDecodeCommandErrors(t *testing.T) {
 	valid := (&Command{Op: OpCreate, Vol: 1, Dir: 1, Name: "x", Type: TypeRegular}).Encode()
 	long := (&Command{Op: OpCreate, Name: strings.Repeat("x", MaxWireName+1)}).Encode()
 	big := (&Command{Op: OpWrite, Data: make([]byte, MaxEntryData+1)}).Encode()
+	reqOnly := (&Command{Req: &RequestID{Client: "c", XID: 1, Proc: 1}}).Encode()
+	exportOnly := (&Command{Op: OpSetExport, Export: &Export{Clients: []string{"::1/128"}}}).Encode()
 	tests := []struct {
 		name string
 		b    []byte
@@ -143,7 +170,7 @@ func TestDecodeCommandErrors(t *testing.T) {
 		{"one byte", []byte{CommandFormat}},
 		{"unknown version", append([]byte{9}, valid[1:]...)},
 		{"version zero", append([]byte{0}, valid[1:]...)},
-		{"unknown op", []byte{CommandFormat, byte(OpLink) + 1, 0}},
+		{"unknown op", []byte{CommandFormat, byte(lastOp) + 1, 0}},
 		{"missing bitmap", []byte{CommandFormat, byte(OpNoop)}},
 		{"unknown field bit", []byte{CommandFormat, 0, 0x80, 0x80, 0x80, 0x40}},
 		{"truncated", valid[:len(valid)-1]},
@@ -155,6 +182,18 @@ func TestDecodeCommandErrors(t *testing.T) {
 		{"empty string marked present", []byte{CommandFormat, byte(OpCreate), byte(fVolName >> 0), 0}},
 		{"type out of range", []byte{CommandFormat, byte(OpCreate), 0x80, 0x10, 0x80, 0x02}},
 		{"huge gid count", []byte{CommandFormat, 0, fCred, 0, 0, 0xff, 0xff, 0x03}},
+		{"field bit past the last", binary.AppendUvarint([]byte{CommandFormat, 0}, fAll+1)},
+		{"request client too long", (&Command{Req: &RequestID{Client: strings.Repeat("c", MaxRequestClient+1)}}).Encode()},
+		{"request hash truncated", reqOnly[:len(reqOnly)-1]},
+		{"request xid out of range", binary.AppendUvarint(binary.AppendUvarint(
+			binary.AppendUvarint([]byte{CommandFormat, 0}, fReq), 0), 1<<32)},
+		{"export readonly flag out of range", binary.AppendUvarint(
+			binary.AppendUvarint([]byte{CommandFormat, byte(OpSetExport)}, fExport), 2)},
+		{"too many export clients", (&Command{Op: OpSetExport,
+			Export: &Export{Clients: make([]string, MaxExportClients+1)}}).Encode()},
+		{"export client too long", (&Command{Op: OpSetExport,
+			Export: &Export{Clients: []string{strings.Repeat("1", MaxWireName+1)}}}).Encode()},
+		{"export truncated", exportOnly[:len(exportOnly)-1]},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -211,4 +250,17 @@ func FuzzDecodeCommand(f *testing.F) {
 			t.Fatal("encoding not deterministic")
 		}
 	})
+}
+
+// TestDecodeCommandWithoutReq checks that commands encoded before Export and
+// Req existed (the bytes below) still decode, with both nil.
+func TestDecodeCommandWithoutReq(t *testing.T) {
+	c, err := DecodeCommand([]byte("\x01\t\xa0\x0f\x01\x01\x01a\x03\x01b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Command{Op: OpRename, Vol: 1, Dir: 1, Name: "a", ToDir: 3, ToName: "b"}
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("got %+v\nwant %+v", c, want)
+	}
 }

@@ -26,7 +26,7 @@ func ValidVolumeName(name string) bool {
 }
 
 // opCreateVolume creates volume VolName with limit SizeLimit and its root
-// directory. Volume ids come from a counter in the state and are never reused.
+// directory, exported with DefaultExport. Volume ids come from a counter in the state and are never reused.
 func opCreateVolume(t *txn, c *Command) (Result, error) {
 	if !privileged(c.Cred) {
 		return Result{}, syscall.EPERM
@@ -49,7 +49,8 @@ func opCreateVolume(t *txn, c *Command) (Result, error) {
 		id = beUint64(b)
 	}
 	v := &volume{
-		Volume:  Volume{ID: id, Name: c.VolName, SizeLimit: c.SizeLimit, Inodes: 1, Created: c.Time},
+		Volume: Volume{ID: id, Name: c.VolName, SizeLimit: c.SizeLimit, Inodes: 1, Created: c.Time,
+			Export: DefaultExport()},
 		NextIno: RootIno + 1,
 		NextGen: 2,
 	}

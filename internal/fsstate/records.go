@@ -18,6 +18,9 @@ const (
 	pDent   = 'd'
 	pCookie = 'e'
 	pChunk  = 'c'
+
+	pReply     = 'r' // duplicate request cache: reply records (drc.go)
+	pReplyTime = 'R' // duplicate request cache: records by time
 )
 
 var (
@@ -81,28 +84,58 @@ type volume struct {
 	NextGen uint64
 }
 
-const volumeRecV = 1
+// Volume record versions. Version 1 had no export settings; such a record
+// decodes with DefaultExport.
+const (
+	volumeRecV1 = 1
+	volumeRecV  = 2
+)
 
+// volumeFixed is the length of a volume record up to its name: the version,
+// id, size limit, used, inodes, created, next inode, next generation (8 bytes
+// each) and the name's length.
+const volumeFixed = 1 + 8*7 + 1
+
+// encode returns the record: the fixed part, the name, then the export as
+// appendExport writes it.
 func (v *volume) encode() []byte {
-	b := make([]byte, 0, 1+8*7+1+len(v.Name))
+	b := make([]byte, 0, volumeFixed+len(v.Name)+exportSize(&v.Export))
 	b = append(b, volumeRecV)
 	b = be(b, v.ID, v.SizeLimit, v.Used, v.Inodes, uint64(v.Created), v.NextIno, v.NextGen)
 	b = append(b, byte(len(v.Name)))
-	return append(b, v.Name...)
+	b = append(b, v.Name...)
+	return appendExport(b, &v.Export)
 }
 
 func decodeVolume(b []byte) (*volume, error) {
-	if len(b) < 1+8*7+1 || b[0] != volumeRecV || len(b) != 1+8*7+1+int(b[57]) {
+	if len(b) < volumeFixed || (b[0] != volumeRecV && b[0] != volumeRecV1) ||
+		len(b) < volumeFixed+int(b[volumeFixed-1]) {
 		return nil, fmt.Errorf("%w: volume record of %d bytes", ErrCorrupt, len(b))
 	}
 	u := func(i int) uint64 { return binary.BigEndian.Uint64(b[1+8*i:]) }
+	nameEnd := volumeFixed + int(b[volumeFixed-1])
 	v := &volume{
 		Volume: Volume{
 			ID: u(0), SizeLimit: u(1), Used: u(2), Inodes: u(3), Created: Time(u(4)),
-			Name: string(b[58:]),
+			Name: string(b[volumeFixed:nameEnd]),
 		},
 		NextIno: u(5),
 		NextGen: u(6),
+	}
+	if b[0] == volumeRecV1 {
+		if len(b) != nameEnd {
+			return nil, fmt.Errorf("%w: volume record of %d bytes", ErrCorrupt, len(b))
+		}
+		v.Export = DefaultExport()
+		return v, nil
+	}
+	d := &decoder{b: b[nameEnd:], kind: ErrCorrupt}
+	v.Export = d.export()
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("%d trailing bytes in volume record", len(d.b))
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("%w (record of volume %d)", d.err, v.ID)
 	}
 	return v, nil
 }

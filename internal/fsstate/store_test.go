@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"syscall"
 	"testing"
@@ -64,7 +65,7 @@ func TestDeterministicReplicas(t *testing.T) {
 		r2 = append(r2, s2.ApplyBatch([]Entry{e})...)
 	}
 	for i := range r1 {
-		if r1[i] != r2[i] {
+		if !reflect.DeepEqual(r1[i], r2[i]) {
 			t.Fatalf("result %d differs: %+v vs %+v", i, r1[i], r2[i])
 		}
 	}

@@ -2,6 +2,7 @@ package fsstate
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -27,10 +28,10 @@ func TestCreateVolume(t *testing.T) {
 	if v2.ID != 2 {
 		t.Fatalf("second volume id %d", v2.ID)
 	}
-	if got, err := h.s.VolumeByName("data"); err != nil || got != v {
+	if got, err := h.s.VolumeByName("data"); err != nil || !reflect.DeepEqual(got, v) {
 		t.Fatalf("VolumeByName = %+v, %v", got, err)
 	}
-	if got, err := h.s.VolumeByID(2); err != nil || got != v2 {
+	if got, err := h.s.VolumeByID(2); err != nil || !reflect.DeepEqual(got, v2) {
 		t.Fatalf("VolumeByID = %+v, %v", got, err)
 	}
 	if _, err := h.s.VolumeByName("nope"); !errors.Is(err, syscall.ENOENT) {
@@ -40,7 +41,7 @@ func TestCreateVolume(t *testing.T) {
 		t.Fatalf("VolumeByID(3) = %v", err)
 	}
 	vols, err := h.s.Volumes()
-	if err != nil || len(vols) != 2 || vols[0] != v || vols[1] != v2 {
+	if err != nil || len(vols) != 2 || !reflect.DeepEqual(vols, []Volume{v, v2}) {
 		t.Fatalf("Volumes = %+v, %v", vols, err)
 	}
 }

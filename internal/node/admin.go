@@ -26,6 +26,7 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("POST /v1/volumes", n.handleCreateVolume)
 	mux.HandleFunc("PATCH /v1/volumes/{name}", n.handleResizeVolume)
 	mux.HandleFunc("DELETE /v1/volumes/{name}", n.handleDeleteVolume)
+	mux.HandleFunc("PUT /v1/volumes/{name}/export", n.handleSetExport)
 	mux.HandleFunc("PUT /v1/files/{vol}/{path...}", n.handlePutFile)
 	mux.HandleFunc("GET /v1/files/{vol}/{path...}", n.handleGetFile)
 	mux.HandleFunc("DELETE /v1/files/{vol}/{path...}", n.handleDeleteFile)
@@ -118,7 +119,37 @@ func (n *Node) status() cluster.NodeStatus {
 
 func volumeInfo(v fsstate.Volume) cluster.VolumeInfo {
 	return cluster.VolumeInfo{ID: v.ID, Name: v.Name, SizeBytes: v.SizeLimit, UsedBytes: v.Used, Inodes: v.Inodes,
-		Created: time.Unix(0, int64(v.Created)).UTC()}
+		Created: time.Unix(0, int64(v.Created)).UTC(),
+		Export: cluster.ExportInfo{Clients: append([]string{}, v.Export.Clients...), ReadOnly: v.Export.ReadOnly,
+			Squash: v.Export.Squash.String(), AnonUID: v.Export.AnonUID, AnonGID: v.Export.AnonGID}}
+}
+
+func (n *Node) handleSetExport(w http.ResponseWriter, r *http.Request) {
+	var req cluster.ExportInfo
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		badRequest(w, "bad export request: "+err.Error())
+		return
+	}
+	e := fsstate.Export{Clients: req.Clients, ReadOnly: req.ReadOnly, AnonUID: req.AnonUID, AnonGID: req.AnonGID}
+	switch req.Squash {
+	case "", "root_squash":
+		e.Squash = fsstate.SquashRoot
+	case "no_root_squash":
+		e.Squash = fsstate.SquashNone
+	case "all_squash":
+		e.Squash = fsstate.SquashAll
+	default:
+		badRequest(w, "squash must be root_squash, no_root_squash or all_squash")
+		return
+	}
+	v, err := n.fs.SetExport(r.Context(), r.PathValue("name"), e)
+	if err != nil {
+		n.writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, volumeInfo(v))
 }
 
 func diskFree(dir string) uint64 {

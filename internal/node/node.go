@@ -20,6 +20,7 @@ import (
 	"keel/internal/config"
 	"keel/internal/fsapi"
 	"keel/internal/metrics"
+	"keel/internal/nfs/rpc"
 	"keel/internal/replication"
 	"keel/internal/tlsutil"
 	"keel/internal/version"
@@ -43,6 +44,8 @@ type Node struct {
 	clientTLS *tls.Config
 	closeOnce sync.Once
 	stop      context.CancelFunc
+	nfs       *rpc.Server
+	nfsLn     net.Listener
 }
 
 // identity is written into a data directory on first start.
@@ -124,6 +127,11 @@ func Start(cfg *config.Config, logger *slog.Logger) (*Node, error) {
 			n.log.Error("admin API stopped", "err", err)
 		}
 	}()
+	if err := n.startNFS(); err != nil {
+		_ = n.admin.Close()
+		_ = n.repl.Close()
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n.stop = cancel
 	if cfg.Node.Role == config.RoleWitness {
@@ -205,6 +213,9 @@ func (n *Node) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		n.stop()
+		if n.nfs != nil {
+			n.nfs.Close()
+		}
 		_ = n.admin.Shutdown(ctx)
 		err = n.repl.Close()
 		n.log.Info("node stopped")

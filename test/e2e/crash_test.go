@@ -96,8 +96,7 @@ func TestRestartAfterLogTruncation(t *testing.T) {
 	checkNoGhost()
 
 	// Second restart: the node must come up again with everything.
-	old.Stop()
-	old.Start()
+	old.Restart()
 	waitConverged(t, c.DataMembers(), 30*time.Second)
 	checkNoGhost()
 	for path, want := range map[string]string{"/before": before, "/after": after} {

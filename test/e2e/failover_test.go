@@ -14,7 +14,8 @@ import (
 // TestKillLeaderWhileWriting kills the leader with SIGKILL while a client
 // writes files: a different node takes over, the client (following leader
 // hints and retrying) keeps writing, and every acknowledged file reads back
-// from the new leader with the content that was written.
+// from the new leader with the content that was written. The old leader then
+// restarts and converges to the same state.
 func TestKillLeaderWhileWriting(t *testing.T) {
 	c := startCluster(t, Shape{Data: 3, Fast: true})
 	c.createVolume("data", 1<<30)
@@ -84,6 +85,11 @@ func TestKillLeaderWhileWriting(t *testing.T) {
 			t.Errorf("acknowledged file %s on the new leader %s: sha256 %q (err %v), want %s", a.Path, leader.ID, s, err, a.Sum)
 		}
 	}
+
+	// The killed leader comes back, catches up and holds the same.
+	old.Start()
+	waitConverged(t, c.DataMembers(), 30*time.Second)
+	checkAcked(t, []*Member{old}, acks.all())
 }
 
 // TestKillAllDuringWrites kills every node at once (SIGKILL) while several
@@ -96,21 +102,21 @@ func TestKillAllDuringWrites(t *testing.T) {
 	c.createVolume("data", 1<<30)
 
 	acks := &ackLog{}
-	killAllDuringWrites(t, c, acks, 1)
+	killAllDuringWrites(t, c, acks)
 	hashes := waitConverged(t, c.DataMembers(), 60*time.Second)
 	t.Logf("converged: %v", hashes)
 	checkAcked(t, c.DataMembers(), acks.all())
 }
 
-// killAllDuringWrites runs four writers, kills every node at once once 100
-// more writes were acknowledged, then restarts the cluster.
-func killAllDuringWrites(t *testing.T, c *Cluster, acks *ackLog, round int) {
+// killAllDuringWrites runs four writers, kills every node at once when 100
+// more writes have been acknowledged, then restarts the cluster.
+func killAllDuringWrites(t *testing.T, c *Cluster, acks *ackLog) {
 	t.Helper()
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var writers []*writer
 	for i := 0; i < 4; i++ {
-		w := &writer{client: c.Client, vol: "data", prefix: fmt.Sprintf("r%d/w%d", round, i), acks: acks,
+		w := &writer{client: c.Client, vol: "data", prefix: fmt.Sprintf("w%d", i), acks: acks,
 			size:    func(j int) int { return 1024 + ((i*7+j)%64)*1024 }, // 1-64 KiB
 			timeout: 10 * time.Second}
 		writers = append(writers, w)
@@ -133,7 +139,7 @@ func killAllDuringWrites(t *testing.T, c *Cluster, acks *ackLog, round int) {
 		m.kill()
 	}
 	stopWriters()
-	t.Logf("round %d: killed every node (kill -9) with %d writes acknowledged so far", round, len(acks.all()))
+	t.Logf("killed every node (kill -9) with %d writes acknowledged", len(acks.all()))
 	for _, w := range writers {
 		for _, e := range w.errorsBefore(killedAt) {
 			t.Errorf("a write failed while every node was up: %v", e.Err)

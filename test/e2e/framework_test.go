@@ -285,6 +285,15 @@ func (m *Member) Start() {
 	m.waitUp(20*time.Second, 3)
 }
 
+// Restart stops the member (SIGTERM) if it runs, then starts it again.
+func (m *Member) Restart() {
+	m.c.t.Helper()
+	if m.Running() {
+		m.Stop()
+	}
+	m.Start()
+}
+
 func (m *Member) start() {
 	t := m.c.t
 	t.Helper()

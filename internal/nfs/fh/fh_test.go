@@ -1,0 +1,49 @@
+package fh
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestHandleRoundTripAndForgery(t *testing.T) {
+	c := NewCodec([]byte("cluster secret"))
+	h := Handle{Vol: 3, Ino: 1234567, Gen: 9}
+	b := c.Encode(h)
+	if len(b) != Size || len(b) > 64 {
+		t.Fatalf("handle is %d bytes", len(b))
+	}
+	got, err := c.Decode(b)
+	if err != nil || got != h {
+		t.Fatalf("decode: %+v %v", got, err)
+	}
+	if again := NewCodec([]byte("cluster secret")).Encode(h); string(again) != string(b) {
+		t.Fatal("the same secret must give the same handle on every node")
+	}
+	for i := range b {
+		bad := append([]byte(nil), b...)
+		bad[i] ^= 1
+		if _, err := c.Decode(bad); !errors.Is(err, ErrBadHandle) {
+			t.Fatalf("byte %d altered: %v", i, err)
+		}
+	}
+	if _, err := NewCodec([]byte("other")).Decode(b); !errors.Is(err, ErrBadHandle) {
+		t.Fatal("another cluster's handle accepted")
+	}
+	for _, n := range []int{0, 1, Size - 1, Size + 1, 64} {
+		if _, err := c.Decode(make([]byte, n)); !errors.Is(err, ErrBadHandle) {
+			t.Fatalf("%d-byte handle accepted", n)
+		}
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	c := NewCodec([]byte("s"))
+	f.Add(c.Encode(Handle{Vol: 1, Ino: 1, Gen: 1}))
+	f.Add([]byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, err := c.Decode(b)
+		if err == nil && string(c.Encode(h)) != string(b) {
+			t.Fatal("accepted a handle that does not re-encode to itself")
+		}
+	})
+}

@@ -1,0 +1,318 @@
+// Package rpc is keel's ONC RPC v2 server over TCP (RFC 5531): record
+// marking with multi-fragment records, many calls in flight per connection
+// with replies in any order, AUTH_NONE and AUTH_SYS, and the call's identity
+// (xid, client address, credentials) in the context, which the duplicate
+// request cache needs.
+//
+// It is modelled on github.com/buildbarn/go-xdr's rpcserver and dispatches to
+// the same generated program services (nfsv3.NewNfsProgramService,
+// mount.NewMountProgramService), but is our own because that server puts
+// neither the xid nor the peer address in the context, answers a malformed
+// argument by dropping the connection instead of GARBAGE_ARGS, and bounds
+// neither record sizes nor calls in flight.
+package rpc
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/buildbarn/go-xdr/pkg/protocols/rpcv2"
+)
+
+// Service handles the calls of one program (the signature of go-xdr's
+// generated program services).
+type Service func(ctx context.Context, vers, proc uint32, args io.ReadCloser, newReturnValue func(sizeBytes int) io.Writer) (rpcv2.AcceptedReplyData, error)
+
+// Call identifies the call being served.
+type Call struct {
+	XID    uint32
+	Prog   uint32
+	Vers   uint32
+	Proc   uint32
+	Remote netip.AddrPort
+	Local  netip.AddrPort
+	Flavor rpcv2.AuthFlavor
+	Sys    *rpcv2.AuthsysParms // AUTH_SYS credentials, nil for AUTH_NONE
+}
+
+type callKey struct{}
+
+// CallFrom returns the call a context belongs to.
+func CallFrom(ctx context.Context) (*Call, bool) {
+	c, ok := ctx.Value(callKey{}).(*Call)
+	return c, ok
+}
+
+// WithCall returns a context carrying c (for tests of services).
+func WithCall(ctx context.Context, c *Call) context.Context {
+	return context.WithValue(ctx, callKey{}, c)
+}
+
+// Limits bound what one connection may cost.
+const (
+	DefaultMaxRecord   = 2<<20 + 64<<10 // a 1 MiB WRITE and then some
+	DefaultMaxInFlight = 64
+)
+
+// Server serves programs on TCP connections.
+type Server struct {
+	Programs    map[uint32]Service
+	MaxRecord   int
+	MaxInFlight int
+	IdleTimeout time.Duration // 0: none
+	Logger      *slog.Logger
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	lns   map[net.Listener]struct{}
+	done  bool
+}
+
+var errClosed = errors.New("rpc: server closed")
+
+// Serve accepts connections until the listener is closed.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.done {
+		s.mu.Unlock()
+		return errClosed
+	}
+	if s.lns == nil {
+		s.lns = map[net.Listener]struct{}{}
+	}
+	s.lns[ln] = struct{}{}
+	s.mu.Unlock()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		go s.ServeConn(c)
+	}
+}
+
+// Close stops every listener and connection.
+func (s *Server) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.done = true
+	for ln := range s.lns {
+		_ = ln.Close()
+	}
+	for c := range s.conns {
+		_ = c.Close()
+	}
+}
+
+// CloseConnections drops every open connection but keeps listening (a node
+// that stops being the active one makes clients reconnect).
+func (s *Server) CloseConnections() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		_ = c.Close()
+	}
+}
+
+func (s *Server) track(c net.Conn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conns == nil {
+		s.conns = map[net.Conn]struct{}{}
+	}
+	if add {
+		if s.done {
+			return false
+		}
+		s.conns[c] = struct{}{}
+	} else {
+		delete(s.conns, c)
+	}
+	return true
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
+// ServeConn serves one connection until it closes or sends garbage framing.
+func (s *Server) ServeConn(c net.Conn) {
+	if !s.track(c, true) {
+		c.Close()
+		return
+	}
+	defer s.track(c, false)
+	defer c.Close()
+	log := s.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	maxRecord := s.MaxRecord
+	if maxRecord <= 0 {
+		maxRecord = DefaultMaxRecord
+	}
+	maxInFlight := s.MaxInFlight
+	if maxInFlight <= 0 {
+		maxInFlight = DefaultMaxInFlight
+	}
+	cn := &conn{c: c, remote: addrPort(c.RemoteAddr()), local: addrPort(c.LocalAddr()), server: s,
+		sem: make(chan struct{}, maxInFlight)}
+	r := bufio.NewReaderSize(c, 64<<10)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		if s.IdleTimeout > 0 {
+			_ = c.SetReadDeadline(time.Now().Add(s.IdleTimeout))
+		}
+		rec, err := ReadRecord(r, maxRecord)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				log.Debug("rpc connection closed", "remote", cn.remote, "err", err)
+			}
+			return
+		}
+		cn.sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-cn.sem }()
+			cn.handle(rec)
+		}()
+	}
+}
+
+// ReadRecord reads one record (all its fragments) of at most max bytes.
+func ReadRecord(r io.Reader, max int) ([]byte, error) {
+	var rec []byte
+	var hdr [4]byte
+	for {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) || (err == io.EOF && rec != nil) {
+				return nil, io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		h := binary.BigEndian.Uint32(hdr[:])
+		n := int(h &^ 0x80000000)
+		if len(rec)+n > max {
+			return nil, fmt.Errorf("rpc: record of more than %d bytes refused", max)
+		}
+		start := len(rec)
+		rec = append(rec, make([]byte, n)...)
+		if _, err := io.ReadFull(r, rec[start:]); err != nil {
+			return nil, io.ErrUnexpectedEOF
+		}
+		if h&0x80000000 != 0 {
+			return rec, nil
+		}
+	}
+}
+
+type conn struct {
+	c      net.Conn
+	remote netip.AddrPort
+	local  netip.AddrPort
+	server *Server
+	sem    chan struct{}
+	wmu    sync.Mutex
+}
+
+func (cn *conn) handle(rec []byte) {
+	rd := bytes.NewReader(rec)
+	var msg rpcv2.RpcMsg
+	if _, err := msg.ReadFrom(rd); err != nil {
+		return // not even a call header: nothing to answer
+	}
+	body, ok := msg.Body.(*rpcv2.RpcMsgBody_CALL)
+	if !ok {
+		return
+	}
+	cb := &body.Cbody
+	if cb.Rpcvers != 2 {
+		cn.reply(denied(msg.Xid, &rpcv2.RejectedReply_RPC_MISMATCH{MismatchInfo: struct {
+			Low  uint32
+			High uint32
+		}{2, 2}}), nil)
+		return
+	}
+	call := &Call{XID: msg.Xid, Prog: cb.Prog, Vers: cb.Vers, Proc: cb.Proc, Remote: cn.remote, Local: cn.local, Flavor: cb.Cred.Flavor}
+	switch cb.Cred.Flavor {
+	case rpcv2.AUTH_NONE:
+	case rpcv2.AUTH_SYS:
+		var p rpcv2.AuthsysParms
+		if _, err := p.ReadFrom(bytes.NewReader(cb.Cred.Body)); err != nil {
+			cn.reply(denied(msg.Xid, &rpcv2.RejectedReply_AUTH_ERROR{Stat: rpcv2.AUTH_BADCRED}), nil)
+			return
+		}
+		call.Sys = &p
+	default:
+		cn.reply(denied(msg.Xid, &rpcv2.RejectedReply_AUTH_ERROR{Stat: rpcv2.AUTH_REJECTEDCRED}), nil)
+		return
+	}
+	svc, ok := cn.server.Programs[cb.Prog]
+	if !ok {
+		cn.reply(accepted(msg.Xid, &rpcv2.AcceptedReplyData_default{Stat: rpcv2.PROG_UNAVAIL}), nil)
+		return
+	}
+	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), callKey{}, call))
+	defer cancel()
+	var ret *bytes.Buffer
+	data, err := svc(ctx, cb.Vers, cb.Proc, io.NopCloser(rd), func(n int) io.Writer {
+		ret = bytes.NewBuffer(make([]byte, 0, n))
+		return ret
+	})
+	if err != nil {
+		cn.reply(accepted(msg.Xid, &rpcv2.AcceptedReplyData_default{Stat: rpcv2.GARBAGE_ARGS}), nil)
+		return
+	}
+	if data.GetStat() != rpcv2.SUCCESS {
+		ret = nil
+	}
+	var payload []byte
+	if ret != nil {
+		payload = ret.Bytes()
+	}
+	cn.reply(accepted(msg.Xid, data), payload)
+}
+
+func accepted(xid uint32, data rpcv2.AcceptedReplyData) *rpcv2.RpcMsg {
+	return &rpcv2.RpcMsg{Xid: xid, Body: &rpcv2.RpcMsgBody_REPLY{Rbody: &rpcv2.ReplyBody_MSG_ACCEPTED{
+		Areply: rpcv2.AcceptedReply{Verf: rpcv2.OpaqueAuth{Flavor: rpcv2.AUTH_NONE}, ReplyData: data}}}}
+}
+
+func denied(xid uint32, r rpcv2.RejectedReply) *rpcv2.RpcMsg {
+	return &rpcv2.RpcMsg{Xid: xid, Body: &rpcv2.RpcMsgBody_REPLY{Rbody: &rpcv2.ReplyBody_MSG_DENIED{Rreply: r}}}
+}
+
+// reply writes a reply message and its payload as one record.
+func (cn *conn) reply(msg *rpcv2.RpcMsg, payload []byte) {
+	n := msg.GetEncodedSizeBytes() + len(payload)
+	buf := bytes.NewBuffer(make([]byte, 4, 4+n))
+	if _, err := msg.WriteTo(buf); err != nil {
+		return
+	}
+	buf.Write(payload)
+	b := buf.Bytes()
+	binary.BigEndian.PutUint32(b, uint32(len(b)-4)|0x80000000)
+	cn.wmu.Lock()
+	defer cn.wmu.Unlock()
+	_ = cn.c.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	if _, err := cn.c.Write(b); err != nil {
+		_ = cn.c.Close()
+	}
+}

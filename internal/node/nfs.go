@@ -1,0 +1,71 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/buildbarn/go-xdr/pkg/protocols/mount"
+	"github.com/buildbarn/go-xdr/pkg/protocols/nfsv3"
+
+	"keel/internal/config"
+	nfsmount "keel/internal/nfs/mount"
+	"keel/internal/nfs/fh"
+	"keel/internal/nfs/nfs3"
+	"keel/internal/nfs/portmap"
+	"keel/internal/nfs/rpc"
+)
+
+// startNFS serves NFSv3, MOUNT v3 and a portmapper on node.nfs_addr (and the
+// portmapper alone on node.portmap_addr if set). Every node serves them; only
+// the leader answers with data (others answer JUKEBOX, "try again", which a
+// tunnel turns into a reconnect to the leader).
+func (n *Node) startNFS() error {
+	addr := n.cfg.Node.NFSAddr
+	if addr == "" {
+		return nil
+	}
+	secret, err := config.ReadSecret(n.cfg.Path(n.cfg.TLS.Secret))
+	if err != nil {
+		return fmt.Errorf("node: file-handle secret: %w", err)
+	}
+	handles := fh.NewCodec(secret)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("node: listen on nfs_addr %s: %w (is another NFS server running there?)", addr, err)
+	}
+	_, portStr, _ := net.SplitHostPort(ln.Addr().String())
+	port, _ := strconv.Atoi(portStr)
+	maps := []portmap.Mapping{
+		{Prog: nfsv3.NFS_PROGRAM_PROGRAM_NUMBER, Vers: 3, Prot: portmap.IPPROTO_TCP, Port: uint32(port)},
+		{Prog: mount.MOUNT_PROGRAM_PROGRAM_NUMBER, Vers: 3, Prot: portmap.IPPROTO_TCP, Port: uint32(port)},
+		{Prog: mount.MOUNT_PROGRAM_PROGRAM_NUMBER, Vers: 1, Prot: portmap.IPPROTO_TCP, Port: uint32(port)},
+		{Prog: portmap.Program, Vers: 2, Prot: portmap.IPPROTO_TCP, Port: uint32(port)},
+	}
+	srv := &nfs3.Server{FS: n.fs, Handles: handles, Log: n.log.With("component", "nfs"),
+		Verifier: func() uint64 { return n.repl.Raft().CurrentTerm() }}
+	n.nfs = &rpc.Server{
+		Programs: map[uint32]rpc.Service{
+			nfsv3.NFS_PROGRAM_PROGRAM_NUMBER:   nfsv3.NewNfsProgramService(srv),
+			mount.MOUNT_PROGRAM_PROGRAM_NUMBER: mount.NewMountProgramService(&nfsmount.Service{FS: n.fs, Handles: handles}),
+			portmap.Program:                    portmap.Service(maps),
+		},
+		Logger: n.log.With("component", "rpc"),
+	}
+	n.nfsLn = ln
+	go func() {
+		if err := n.nfs.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+			n.log.Error("NFS service stopped", "err", err)
+		}
+	}()
+	if pa := n.cfg.Node.PortmapAddr; pa != "" {
+		pln, err := net.Listen("tcp", pa)
+		if err != nil {
+			return fmt.Errorf("node: listen on portmap_addr %s: %w (is rpcbind running? stop it or drop portmap_addr)", pa, err)
+		}
+		go func() { _ = n.nfs.Serve(pln) }()
+	}
+	n.log.Info("NFS service started", "nfs_addr", ln.Addr().String())
+	return nil
+}
