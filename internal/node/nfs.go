@@ -10,8 +10,8 @@ import (
 	"github.com/buildbarn/go-xdr/pkg/protocols/nfsv3"
 
 	"keel/internal/config"
-	nfsmount "keel/internal/nfs/mount"
 	"keel/internal/nfs/fh"
+	nfsmount "keel/internal/nfs/mount"
 	"keel/internal/nfs/nfs3"
 	"keel/internal/nfs/portmap"
 	"keel/internal/nfs/rpc"
