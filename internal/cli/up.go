@@ -16,6 +16,7 @@ import (
 
 	"keel/internal/cluster"
 	"keel/internal/config"
+	"keel/internal/tunnel"
 )
 
 type upOptions struct {
@@ -59,7 +60,7 @@ Ctrl-C stops every node cleanly.
 	}
 	cmd.Flags().IntVar(&o.nodes, "nodes", 3, "number of nodes (1 or 3)")
 	cmd.Flags().BoolVar(&o.witness, "witness", false, "make the last node a witness (votes, keeps the log, holds no data)")
-	cmd.Flags().StringVar(&o.listen, "listen", "127.0.0.1:2049", "NFS endpoint address (arrives with keel's NFS server)")
+	cmd.Flags().StringVar(&o.listen, "listen", "127.0.0.1:2049", "the stable NFS endpoint, following the active node (empty: none)")
 	cmd.Flags().IntVar(&o.basePort, "base-port", 7400, "raft ports are base+1…, admin ports base+101…, NFS ports base+201…")
 	cmd.Flags().StringVar(&o.volumeSize, "volume-size", "10GiB", "size of the volume \"data\" made on the first run")
 	addJSON(cmd, g)
@@ -164,11 +165,26 @@ func runUp(ctx context.Context, g *globals, o *upOptions, out io.Writer) error {
 		}
 		vols = append(vols, v)
 	}
+	// The stable NFS endpoint: a tunnel that follows the active node.
+	listen := ""
+	if o.listen != "" {
+		tc, err := cluster.TLSConfig(cc)
+		if err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", o.listen)
+		if err != nil {
+			return fmt.Errorf("NFS endpoint --listen %s: %w (is an NFS server running there? pick another --listen)", o.listen, err)
+		}
+		listen = ln.Addr().String()
+		t := tunnel.New(cc.Peers, tc, newLogger(io.Discard, "error", "text"))
+		go func() { _ = t.Serve(ctx, ln) }()
+	}
 	if g.json {
 		_ = printJSON(out, map[string]any{"cluster_id": lay.ClusterID, "dir": lay.Dir, "nodes": nodes, "volumes": vols,
-			"client_config": lay.ClientConfig, "nfs": nil})
+			"client_config": lay.ClientConfig, "nfs": listen})
 	} else {
-		printUp(out, lay, nodes, vols, g.dir, o, leader)
+		printUp(out, lay, nodes, vols, g.dir, listen, leader)
 	}
 
 	for {
@@ -253,7 +269,7 @@ func waitForLeader(ctx context.Context, c *cluster.Client, nodes []*upNode) (str
 	return "", fmt.Errorf("no leader after 60s; see the logs in %s", filepath.Dir(filepath.Dir(nodes[0].Log)))
 }
 
-func printUp(w io.Writer, lay *config.Layout, nodes []*upNode, vols []cluster.VolumeInfo, dir string, o *upOptions, leader string) {
+func printUp(w io.Writer, lay *config.Layout, nodes []*upNode, vols []cluster.VolumeInfo, dir, listen, leader string) {
 	fmt.Fprintf(w, "keel is up: cluster %s, %d nodes, in %s\n\n", lay.ClusterID, len(nodes), lay.Dir)
 	for _, n := range nodes {
 		fmt.Fprintf(w, "  %-4s %-8s pid %-7d raft %-16s admin https://%-16s nfs %-16s log %s\n", n.ID, n.Role, n.PID, n.Raft, n.Admin, n.NFS, n.Log)
@@ -262,15 +278,13 @@ func printUp(w io.Writer, lay *config.Layout, nodes []*upNode, vols []cluster.Vo
 	for _, v := range vols {
 		fmt.Fprintf(w, "  volume %-10s %s\n", v.Name, formatSize(v.SizeBytes))
 	}
-	for _, n := range nodes {
-		if n.ID == leader && n.NFS != "" {
-			host, port, _ := net.SplitHostPort(n.NFS)
-			fmt.Fprintf(w, "\nNFSv3 is served by the active node (now %s) at %s; try:\n", leader, n.NFS)
-			fmt.Fprintf(w, "  nfs-ls 'nfs://%s/data?nfsport=%s&mountport=%s'\n", host, port, port)
-		}
+	if listen != "" {
+		host, port, _ := net.SplitHostPort(listen)
+		fmt.Fprintf(w, "\nNFS endpoint %s (follows the active node, now %s). Try:\n", listen, leader)
+		fmt.Fprintf(w, "  nfs-ls 'nfs://%s/data?nfsport=%s&mountport=%s'            (Debian: libnfs-utils)\n", host, port, port)
+		fmt.Fprintf(w, "  mount -t nfs -o vers=3,tcp,port=%s,mountport=%s,nolock %s:/data /mnt\n", port, port, host)
 	}
-	fmt.Fprintf(w, "The stable endpoint %s that follows the active node arrives with `keel tunnel`;\n", o.listen)
-	fmt.Fprintf(w, "without an NFS client:  keel fs put FILE data:/FILE --dir %s\n\n", dir)
+	fmt.Fprintf(w, "Without an NFS client:  keel fs put FILE data:/FILE --dir %s\n\n", dir)
 	fmt.Fprintf(w, "In another terminal:  keel status --dir %s\n", dir)
 	fmt.Fprintln(w, "Ctrl-C stops every node.")
 }

@@ -22,6 +22,23 @@ type NodeStatus struct {
 	DiskFree  uint64             `json:"disk_free_bytes"`
 	Raft      replication.Status `json:"raft"`
 	Volumes   []VolumeInfo       `json:"volumes,omitempty"` // data nodes: from local state
+	Tunnels   []TunnelInfo       `json:"tunnels,omitempty"` // tunnels connected to this node
+	Active    *ActiveInfo        `json:"active,omitempty"`  // on the leader: since when it is active
+}
+
+// TunnelInfo is one `keel tunnel` connection served by a node.
+type TunnelInfo struct {
+	Client string    `json:"client"` // the name in its client certificate
+	Remote string    `json:"remote"`
+	Since  time.Time `json:"since"`
+}
+
+// ActiveInfo tells since when a node is the active one and how it became so.
+type ActiveInfo struct {
+	Since        time.Time `json:"since"`
+	Previous     string    `json:"previous,omitempty"` // the leader before, if known
+	Reason       string    `json:"reason"`             // e.g. "elected after losing contact with n1", "hand-over"
+	TakeoverTime string    `json:"takeover_time,omitempty"`
 }
 
 // VolumeInfo describes one volume.

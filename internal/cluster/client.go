@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,6 +49,17 @@ type Client struct {
 // NewClient makes a client from a client config (or a node config turned
 // into one with FromNode).
 func NewClient(cc *config.Client) (*Client, error) {
+	tc, err := TLSConfig(cc)
+	if err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{TLSClientConfig: tc, MaxIdleConnsPerHost: 16, ResponseHeaderTimeout: 60 * time.Second,
+		TLSHandshakeTimeout: 5 * time.Second}
+	return &Client{ClusterID: cc.ClusterID, Peers: cc.Peers, http: &http.Client{Transport: tr}}, nil
+}
+
+// TLSConfig is the mutual-TLS client configuration of a client config.
+func TLSConfig(cc *config.Client) (*tls.Config, error) {
 	path := func(p string) string { return resolve(cc.Dir, p) }
 	ca, cert, key, err := tlsutil.LoadFiles(path(cc.TLS.CA), path(cc.TLS.Cert), path(cc.TLS.Key))
 	if err != nil {
@@ -57,9 +69,7 @@ func NewClient(cc *config.Client) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	tr := &http.Transport{TLSClientConfig: tc, MaxIdleConnsPerHost: 16, ResponseHeaderTimeout: 60 * time.Second,
-		TLSHandshakeTimeout: 5 * time.Second}
-	return &Client{ClusterID: cc.ClusterID, Peers: cc.Peers, http: &http.Client{Transport: tr}}, nil
+	return tc, nil
 }
 
 // FromNode turns a node's config into a client config using the node's own

@@ -14,6 +14,13 @@
 // advances); its outcome is reported as a syscall.Errno in Result.Err, with
 // POSIX/NFSv3 semantics modelled on what Linux does on ext4 and XFS.
 //
+// A command may name the NFS request it carries out (Command.Req). Its
+// Result, success or failure, is then recorded in the same batch as its
+// change, and a retransmission of the request is answered from that record
+// (Result.Replayed) instead of being applied twice, on whichever node is
+// leader by then. Records expire DRCRetention after the command's time
+// (drc.go). Each volume also carries its NFS export settings (Export).
+//
 // Reads (GetAttr, Lookup, Read, ReadDir, …) may run concurrently with
 // ApplyBatch and see the state as of a committed batch. Checkpoint and
 // RestoreFrom give raft its snapshots; Hash lets replicas compare their state.
@@ -30,4 +37,14 @@
 //	e/<vol:8><dir:8><cookie:8>    directory entry by cookie → name
 //	c/<vol:8><ino:8><chunk:8>     file data of one ChunkSize chunk, stored up to
 //	                              the last written byte (holes use no space)
+//	r/<len:1><client><xid:4><proc:4>
+//	                              recorded reply to an NFS request: version, time,
+//	                              argument hash, EncodeResult of its Result
+//	R/<time:8><len:1><client><xid:4><proc:4>
+//	                              the same records by time (sign bit flipped so
+//	                              that times sort), for expiry; empty value
+//
+// The "/" after each prefix letter is for reading only: keys are the letter
+// followed directly by the fields (the m/ keys excepted, which are spelled
+// out).
 package fsstate

@@ -31,6 +31,7 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("GET /v1/files/{vol}/{path...}", n.handleGetFile)
 	mux.HandleFunc("DELETE /v1/files/{vol}/{path...}", n.handleDeleteFile)
 	mux.HandleFunc("GET /v1/hash", n.handleHash)
+	mux.HandleFunc("GET /v1/tunnel", n.handleTunnel)
 	mux.HandleFunc("POST /v1/transfer", n.handleTransfer)
 	mux.HandleFunc("POST /v1/raft-snapshot", n.handleRaftSnapshot)
 	mux.Handle("GET /metrics", n.metrics.Handler())
@@ -107,6 +108,8 @@ func (n *Node) status() cluster.NodeStatus {
 	case st.DiskFree < 256<<20:
 		st.Health = "degraded: less than 256 MiB free on the data disk"
 	}
+	st.Tunnels = n.tunnels.list()
+	st.Active = n.activeInfo()
 	if s := n.repl.Store(); s != nil {
 		if vols, err := s.Volumes(); err == nil {
 			for _, v := range vols {

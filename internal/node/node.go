@@ -46,6 +46,8 @@ type Node struct {
 	stop      context.CancelFunc
 	nfs       *rpc.Server
 	nfsLn     net.Listener
+	tunnels   tunnels
+	active    activeTracker
 }
 
 // identity is written into a data directory on first start.
@@ -134,6 +136,7 @@ func Start(cfg *config.Config, logger *slog.Logger) (*Node, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n.stop = cancel
+	go n.watchActive(ctx)
 	if cfg.Node.Role == config.RoleWitness {
 		every := cfg.Raft.SnapshotInterval.D()
 		if every <= 0 {

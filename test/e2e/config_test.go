@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"keel/internal/config"
 )
 
 // TestBadConfig runs keel serve on broken node.yaml files: it must exit
@@ -66,8 +69,10 @@ func TestBadConfig(t *testing.T) {
 			if strings.Contains(r.Stderr, "panic") {
 				t.Errorf("keel serve panicked:\n%s", r.Stderr)
 			}
-			if listening(m.AdminAddr) || listening(m.RaftAddr) {
-				t.Errorf("something listens on %s or %s after keel serve refused its config", m.AdminAddr, m.RaftAddr)
+			for _, addr := range []string{m.AdminAddr, m.RaftAddr, m.NFSAddr} {
+				if listening(addr) {
+					t.Errorf("something listens on %s after keel serve refused its config", addr)
+				}
 			}
 			t.Logf("exit %d: %s", r.Code, strings.TrimSpace(r.Stderr))
 		})
@@ -79,4 +84,41 @@ func TestBadConfig(t *testing.T) {
 		t.Errorf("the valid config does not serve on %s", m.AdminAddr)
 	}
 	m.Stop()
+}
+
+// TestInitOneHostPorts runs keel init the way its help describes for several
+// nodes on one host, ID=HOST:RAFTPORT:ADMINPORT: the configs it writes must
+// not make two nodes listen on the same address (or init must refuse).
+func TestInitOneHostPorts(t *testing.T) {
+	requireBinary(t)
+	dir := filepath.Join(t.TempDir(), "cluster")
+	ports := freePorts(t, 6)
+	args := []string{"init", "--dir", dir}
+	for i := 0; i < 3; i++ {
+		args = append(args, "--node", fmt.Sprintf("n%d=127.0.0.1:%d:%d", i+1, ports[2*i], ports[2*i+1]))
+	}
+	r := runKeel(t, 30*time.Second, args...)
+	if r.Code != 0 {
+		t.Logf("keel init refused: %s", r.Stderr)
+		return
+	}
+	seen := map[string]string{} // address → "n1 nfs_addr"
+	for i := 1; i <= 3; i++ {
+		id := fmt.Sprintf("n%d", i)
+		cfg, err := config.Load(filepath.Join(dir, "nodes", id, "node.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for field, addr := range map[string]string{"raft_addr": cfg.Node.RaftAddr, "admin_addr": cfg.Node.AdminAddr,
+			"nfs_addr": cfg.Node.NFSAddr, "portmap_addr": cfg.Node.PortmapAddr} {
+			if addr == "" {
+				continue
+			}
+			if prev, dup := seen[addr]; dup {
+				t.Errorf("keel init gave %s %s %s, which is also %s: the second node to start cannot listen there",
+					id, field, addr, prev)
+			}
+			seen[addr] = id + " " + field
+		}
+	}
 }

@@ -118,6 +118,7 @@ type Member struct {
 	Log       string // nodes/<id>/keel.log, appended to by every start
 	RaftAddr  string
 	AdminAddr string
+	NFSAddr   string // data nodes
 	proc      *proc
 }
 
@@ -143,17 +144,14 @@ func initCluster(t *testing.T, s Shape) *Cluster {
 	t.Helper()
 	requireBinary(t)
 	dir := filepath.Join(t.TempDir(), "cluster")
-	n := s.Data
-	if s.Witness {
-		n++
-	}
-	ports := freePorts(t, 2*n)
+	// Data nodes: raft, admin and NFS ports; the witness: raft and admin.
+	ports := freePorts(t, 3*s.Data+2)
 	args := []string{"init", "--dir", dir, "--json"}
 	for i := 0; i < s.Data; i++ {
-		args = append(args, "--node", fmt.Sprintf("n%d=127.0.0.1:%d:%d", i+1, ports[2*i], ports[2*i+1]))
+		args = append(args, "--node", fmt.Sprintf("n%d=127.0.0.1:%d:%d:%d", i+1, ports[3*i], ports[3*i+1], ports[3*i+2]))
 	}
 	if s.Witness {
-		args = append(args, "--witness", fmt.Sprintf("w1=127.0.0.1:%d:%d", ports[2*s.Data], ports[2*s.Data+1]))
+		args = append(args, "--witness", fmt.Sprintf("w1=127.0.0.1:%d:%d", ports[3*s.Data], ports[3*s.Data+1]))
 	}
 	res := runKeel(t, 30*time.Second, args...)
 	if res.Code != 0 {
@@ -171,7 +169,8 @@ func initCluster(t *testing.T, s Shape) *Cluster {
 			t.Fatalf("load %s: %v", lay.NodeConfigs[id], err)
 		}
 		m := &Member{c: c, ID: id, Role: cfg.Node.Role, Dir: lay.NodeDir(id), Config: lay.NodeConfigs[id],
-			Log: filepath.Join(lay.NodeDir(id), "keel.log"), RaftAddr: cfg.Node.RaftAddr, AdminAddr: cfg.Node.AdminAddr}
+			Log: filepath.Join(lay.NodeDir(id), "keel.log"), RaftAddr: cfg.Node.RaftAddr, AdminAddr: cfg.Node.AdminAddr,
+			NFSAddr: cfg.Node.NFSAddr}
 		if s.Fast {
 			editYAML(t, m.Config, setFastRaft)
 		}

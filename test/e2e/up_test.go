@@ -100,7 +100,7 @@ func TestUpAndStatus(t *testing.T) {
 
 	up.interrupt(t)
 	checkGone(t, pids)
-	for _, p := range []int{base + 1, base + 2, base + 3, base + 101, base + 102, base + 103} {
+	for _, p := range upPorts(base) {
 		if addr := "127.0.0.1:" + strconv.Itoa(p); listening(addr) {
 			t.Errorf("something still listens on %s after keel up exited", addr)
 		}
@@ -205,8 +205,18 @@ func alive(pid int) bool {
 	return err == nil
 }
 
-// freeBasePort finds a base port P for keel up with P+1…P+3 and
-// P+101…P+103 free, below the ephemeral port range.
+// upPorts are the ports keel up --base-port base uses: raft base+1…,
+// admin base+101…, NFS base+201….
+func upPorts(base int) []int {
+	var out []int
+	for _, off := range []int{1, 2, 3, 101, 102, 103, 201, 202, 203} {
+		out = append(out, base+off)
+	}
+	return out
+}
+
+// freeBasePort finds a base port P for keel up with every port of
+// upPorts(P) free, below the ephemeral port range.
 func freeBasePort(t *testing.T) int {
 	t.Helper()
 	portMu.Lock()
@@ -214,8 +224,7 @@ func freeBasePort(t *testing.T) int {
 	for i := 0; i < 100; i++ {
 		base := 20000 + rand.IntN(1000)*10
 		ok := true
-		for _, off := range []int{1, 2, 3, 101, 102, 103} {
-			p := base + off
+		for _, p := range upPorts(base) {
 			if portsUsed[p] {
 				ok = false
 				break
@@ -228,8 +237,8 @@ func freeBasePort(t *testing.T) int {
 			ln.Close()
 		}
 		if ok {
-			for _, off := range []int{1, 2, 3, 101, 102, 103} {
-				portsUsed[base+off] = true
+			for _, p := range upPorts(base) {
+				portsUsed[p] = true
 			}
 			return base
 		}
