@@ -128,14 +128,25 @@ func volumeInfo(v fsstate.Volume) cluster.VolumeInfo {
 }
 
 func (n *Node) handleSetExport(w http.ResponseWriter, r *http.Request) {
-	var req cluster.ExportInfo
+	var req struct {
+		cluster.ExportInfo
+		AnonUID *uint32 `json:"anon_uid"`
+		AnonGID *uint32 `json:"anon_gid"`
+	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		badRequest(w, "bad export request: "+err.Error())
 		return
 	}
-	e := fsstate.Export{Clients: req.Clients, ReadOnly: req.ReadOnly, AnonUID: req.AnonUID, AnonGID: req.AnonGID}
+	// Left out, the anonymous ids are nobody's (65534), never root's.
+	e := fsstate.Export{Clients: req.Clients, ReadOnly: req.ReadOnly, AnonUID: fsstate.AnonID, AnonGID: fsstate.AnonID}
+	if req.AnonUID != nil {
+		e.AnonUID = *req.AnonUID
+	}
+	if req.AnonGID != nil {
+		e.AnonGID = *req.AnonGID
+	}
 	switch req.Squash {
 	case "", "root_squash":
 		e.Squash = fsstate.SquashRoot

@@ -3,6 +3,7 @@ package nfs3
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"io"
 
 	"github.com/buildbarn/go-xdr/pkg/protocols/nfsv3"
@@ -26,8 +27,10 @@ func exactlyOnce(ctx context.Context, args io.WriterTo) context.Context {
 	h := sha256.New()
 	_, _ = args.WriteTo(h)
 	id := &fsstate.RequestID{XID: call.XID, Proc: call.Proc, Client: call.Remote.Addr().String()}
-	if call.Sys != nil {
-		id.Client += "/" + call.Sys.Machinename
+	if call.Sys != nil && call.Sys.Machinename != "" {
+		// Machine names may be 255 bytes; a short digest keeps the id small.
+		m := sha256.Sum256([]byte(call.Sys.Machinename))
+		id.Client += "/" + hex.EncodeToString(m[:8])
 	}
 	copy(id.ArgHash[:], h.Sum(nil))
 	return fsapi.WithRequest(ctx, id)
