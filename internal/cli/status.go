@@ -47,7 +47,35 @@ func printStatus(w io.Writer, st cluster.Status) {
 	if leader == "" {
 		leader = "none (no quorum?)"
 	}
-	fmt.Fprintf(w, "cluster %s  leader %s  term %d  %s\n\n", st.ClusterID, leader, st.Term, health)
+	fmt.Fprintf(w, "cluster %s  leader %s  term %d  %s\n", st.ClusterID, leader, st.Term, health)
+	var tunnels []string
+	for _, m := range st.Nodes {
+		if m.Node == nil {
+			continue
+		}
+		if a := m.Node.Active; a != nil {
+			took := ""
+			if a.TakeoverTime != "" {
+				took = ", take-over took " + a.TakeoverTime
+			}
+			fmt.Fprintf(w, "active   %s since %s (%s%s)\n", m.ID, a.Since.Local().Format(time.DateTime), a.Reason, took)
+			for _, r := range m.Node.Resources {
+				line := fmt.Sprintf("resource %s: %s", r.Name, r.State)
+				if r.LastError != "" {
+					line += " — " + shorten(r.LastError, 80)
+				}
+				fmt.Fprintln(w, line)
+			}
+		}
+		for _, t := range m.Node.Tunnels {
+			tunnels = append(tunnels, fmt.Sprintf("%s from %s → %s (since %s)", t.Client, t.Remote, m.ID, t.Since.Local().Format(time.TimeOnly)))
+		}
+	}
+	fmt.Fprintf(w, "tunnels  %d\n", len(tunnels))
+	for _, t := range tunnels {
+		fmt.Fprintln(w, "  "+t)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tROLE\tSTATE\tPID\tRAFT\tADMIN\tCOMMIT\tAPPLIED\tLAG\tRECEIVED\tHEALTH")
 	for _, m := range st.Nodes {

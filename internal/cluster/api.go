@@ -24,6 +24,7 @@ type NodeStatus struct {
 	Volumes   []VolumeInfo       `json:"volumes,omitempty"` // data nodes: from local state
 	Tunnels   []TunnelInfo       `json:"tunnels,omitempty"` // tunnels connected to this node
 	Active    *ActiveInfo        `json:"active,omitempty"`  // on the leader: since when it is active
+	Resources []ResourceStatus   `json:"resources,omitempty"`
 }
 
 // TunnelInfo is one `keel tunnel` connection served by a node.

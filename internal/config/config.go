@@ -25,6 +25,14 @@ type Config struct {
 	Raft      Raft       `yaml:"raft"`
 	Log       Log        `yaml:"log"`
 
+	// Prefer names the data node that should be active whenever it is up and
+	// caught up (Heartbeat's auto_failback on): leadership returns to it.
+	Prefer string `yaml:"prefer,omitempty"`
+	// Resources are commands run on the active node (Heartbeat's resource
+	// scripts): start when it becomes active, stop when it stops, monitor
+	// periodically while active.
+	Resources []Resource `yaml:"resources,omitempty"`
+
 	// Dir is the directory the config file was read from; relative paths in
 	// the file are resolved against it. Not read from YAML.
 	Dir string `yaml:"-"`
@@ -91,3 +99,17 @@ type Duration time.Duration
 
 // D returns the value as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Resource is a service that runs next to the data on the active node, such
+// as a floating IP or an application.
+type Resource struct {
+	Name     string   `yaml:"name"`
+	Start    string   `yaml:"start,omitempty"`    // shell command run on becoming active
+	Stop     string   `yaml:"stop,omitempty"`     // shell command run on ceasing to be active
+	Monitor  string   `yaml:"monitor,omitempty"`  // shell command run every Interval while active; non-zero exit is a failure
+	Interval Duration `yaml:"interval,omitempty"` // default 10s
+	Timeout  Duration `yaml:"timeout,omitempty"`  // per command; default 30s
+	// FailoverAfter hands the active role to another node after this many
+	// consecutive monitor failures (0: never, only report).
+	FailoverAfter int `yaml:"failover_after,omitempty"`
+}

@@ -113,6 +113,7 @@ func (c *Config) Validate() error {
 
 	v.peers(c.Peers, true)
 	v.self(c, raftOK, adminOK)
+	v.preferAndResources(c)
 
 	// TLS.
 	v.set("tls.ca", c.TLS.CA, "set it to the cluster CA certificate, e.g. ca.crt from `keel init`")
@@ -383,3 +384,44 @@ func defaultOf(field string) string {
 }
 
 func validRole(r string) bool { return r == RoleData || r == RoleWitness }
+
+// preferAndResources checks prefer and the resource hooks.
+func (v *collector) preferAndResources(c *Config) {
+	if c.Prefer != "" {
+		ok := false
+		for _, p := range c.Peers {
+			if p.ID == c.Prefer && p.Role == RoleData {
+				ok = true
+			}
+		}
+		if !ok {
+			v.add("prefer", c.Prefer, "is not a data node among peers", "name a data node's id, or remove prefer")
+		}
+	}
+	seen := map[string]bool{}
+	for i, r := range c.Resources {
+		f := fmt.Sprintf("resources[%d].", i)
+		switch {
+		case r.Name == "":
+			v.add(f+"name", "", "is not set", "name the resource, e.g. floating-ip")
+		case seen[r.Name]:
+			v.add(f+"name", r.Name, "is used twice", "give each resource its own name")
+		}
+		seen[r.Name] = true
+		if r.Start == "" && r.Stop == "" && r.Monitor == "" {
+			v.add(f+"start", "", "no start, stop or monitor command", "give at least one command")
+		}
+		if r.Interval < 0 {
+			v.add(f+"interval", r.Interval.String(), "is negative", "use e.g. 10s")
+		}
+		if r.Timeout < 0 {
+			v.add(f+"timeout", r.Timeout.String(), "is negative", "use e.g. 30s")
+		}
+		if r.FailoverAfter < 0 {
+			v.add(f+"failover_after", fmt.Sprint(r.FailoverAfter), "is negative", "use 0 (never) or a count such as 3")
+		}
+		if r.FailoverAfter > 0 && r.Monitor == "" {
+			v.add(f+"failover_after", fmt.Sprint(r.FailoverAfter), "is set without a monitor command", "add monitor, or remove failover_after")
+		}
+	}
+}

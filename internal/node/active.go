@@ -45,9 +45,11 @@ func (n *Node) watchActive(ctx context.Context) {
 				info.TakeoverTime = now.Sub(a.lastContact).Round(time.Millisecond).String()
 			}
 			a.info = info
+			n.resEvents <- true
 			n.log.Info("this node is now active", "previous", info.Previous, "reason", info.Reason, "takeover", info.TakeoverTime)
 		case !is && was:
 			a.info = nil
+			n.resEvents <- false
 			n.log.Info("this node is no longer active; dropping NFS connections")
 			if n.nfs != nil {
 				n.nfs.CloseConnections()

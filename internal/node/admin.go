@@ -110,6 +110,7 @@ func (n *Node) status() cluster.NodeStatus {
 	}
 	st.Tunnels = n.tunnels.list()
 	st.Active = n.activeInfo()
+	st.Resources = n.resources.Status()
 	if s := n.repl.Store(); s != nil {
 		if vols, err := s.Volumes(); err == nil {
 			for _, v := range vols {

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"keel/internal/cluster"
 	"keel/internal/config"
 	"keel/internal/fsapi"
 	"keel/internal/metrics"
@@ -48,6 +49,9 @@ type Node struct {
 	nfsLn     net.Listener
 	tunnels   tunnels
 	active    activeTracker
+	resources *cluster.Resources
+	resEvents chan bool
+	resDone   chan struct{}
 }
 
 // identity is written into a data directory on first start.
@@ -118,6 +122,12 @@ func Start(cfg *config.Config, logger *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n.fs = fsapi.New(n.repl)
+	n.resources = &cluster.Resources{NodeID: cfg.Node.ID, List: cfg.Resources, Log: n.log.With("component", "resources"),
+		OnMonitorFailure: func(string) {
+			if err := n.repl.Transfer("", ""); err != nil {
+				n.log.Warn("fail-over after monitor failures did not happen", "err", err)
+			}
+		}}
 	n.admin = &http.Server{
 		Handler:           n.routes(),
 		TLSConfig:         serverTLS,
@@ -136,7 +146,11 @@ func Start(cfg *config.Config, logger *slog.Logger) (*Node, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n.stop = cancel
+	n.resEvents = make(chan bool, 64)
+	n.resDone = make(chan struct{})
+	go func() { n.resourceLoop(ctx, n.resEvents); close(n.resDone) }()
 	go n.watchActive(ctx)
+	go n.preferLoop(ctx)
 	if cfg.Node.Role == config.RoleWitness {
 		every := cfg.Raft.SnapshotInterval.D()
 		if every <= 0 {
@@ -216,6 +230,7 @@ func (n *Node) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		n.stop()
+		<-n.resDone // stop hooks have run
 		if n.nfs != nil {
 			n.nfs.Close()
 		}
