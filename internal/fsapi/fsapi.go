@@ -151,7 +151,7 @@ func (f *FS) Write(ctx context.Context, cred *fsstate.Cred, vol, ino, off uint64
 	if len(data) <= fsstate.MaxEntryData {
 		return f.apply(ctx, &fsstate.Command{Op: fsstate.OpWrite, Cred: cred, Vol: vol, Ino: ino, Offset: off, Data: data})
 	}
-	release, err := f.reserve(vol, uint64(len(data)))
+	release, err := f.reserve(vol, ino, off, uint64(len(data)))
 	if err != nil {
 		return fsstate.Result{}, err
 	}
@@ -176,11 +176,16 @@ func (f *FS) Write(ctx context.Context, cred *fsstate.Cred, vol, ino, off uint64
 	return res, nil
 }
 
-// reserve holds n bytes of a volume's free space for a multi-entry write.
-func (f *FS) reserve(vol, n uint64) (func(), error) {
+// reserve holds n bytes of a volume's free space for a multi-entry write
+// at off. Overwriting data a file already holds (no holes, within its size)
+// needs no new space.
+func (f *FS) reserve(vol, ino, off, n uint64) (func(), error) {
 	st := f.r.Store()
 	if st == nil {
 		return nil, errors.New("fsapi: this node is a witness and holds no data")
+	}
+	if a, err := st.GetAttr(vol, ino); err == nil && a.Used >= a.Size && off+n <= a.Size {
+		return func() {}, nil
 	}
 	v, err := st.VolumeByID(vol)
 	if err != nil {

@@ -119,3 +119,20 @@ func TestErrorsComeBackAsErrno(t *testing.T) {
 		t.Fatalf("remove of a missing name: %v", err)
 	}
 }
+
+func TestOverwriteOnAFullVolume(t *testing.T) {
+	fs, _ := newFS(t)
+	ctx := context.Background()
+	v, _ := fs.CreateVolume(ctx, "full", 1<<20)
+	res, _ := fs.Create(ctx, nil, CreateArgs{Vol: v.ID, Dir: fsstate.RootIno, Name: "f", Type: fsstate.TypeRegular, Mode: 0o644})
+	if _, err := fs.Write(ctx, nil, v.ID, res.Attr.Ino, 0, make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	// The volume is full; rewriting what the file holds needs no space.
+	if _, err := fs.Write(ctx, nil, v.ID, res.Attr.Ino, 0, bytes.Repeat([]byte{7}, 1<<20)); err != nil {
+		t.Fatalf("overwrite in place on a full volume: %v", err)
+	}
+	if _, err := fs.Write(ctx, nil, v.ID, res.Attr.Ino, 1<<20, make([]byte, 300<<10)); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("extending a full volume: %v", err)
+	}
+}
