@@ -142,6 +142,10 @@ func runUp(ctx context.Context, g *globals, o *upOptions, out io.Writer) error {
 	defer client.Close()
 	leader, err := waitForLeader(ctx, client, nodes)
 	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(out, "interrupted while starting; stopping every node")
+			return nil
+		}
 		return err
 	}
 	vols, err := client.Volumes(ctx)

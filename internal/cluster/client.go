@@ -136,10 +136,38 @@ func (c *Client) targets() []string {
 
 func (c *Client) send(ctx context.Context, method, path string, body func() io.Reader) (*http.Response, error) {
 	if _, ok := ctx.Deadline(); !ok {
+		// Bound the search for a leader, not the reading of the answer: the
+		// deadline ends when the caller closes the body.
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
+		ctx, cancel = context.WithCancel(ctx)
+		timer := time.AfterFunc(30*time.Second, cancel)
+		resp, err := c.sendCtx(ctx, method, path, body)
+		if err != nil || !timer.Stop() {
+			cancel()
+			if err == nil {
+				resp.Body.Close()
+				err = fmt.Errorf("%w: no answer within 30s", ErrUnreachable)
+			}
+			return nil, err
+		}
+		resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+		return resp, nil
 	}
+	return c.sendCtx(ctx, method, path, body)
+}
+
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}
+
+func (c *Client) sendCtx(ctx context.Context, method, path string, body func() io.Reader) (*http.Response, error) {
 	var lastErr error
 	backoff := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {

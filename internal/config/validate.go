@@ -250,7 +250,7 @@ func (v *collector) peers(peers []Peer, node bool) {
 	uniqueAddr := func(field, a string) {
 		k := normAddr(a)
 		if prev, dup := addrs[k]; dup {
-			v.add(field, a, "is also "+prev, "give every raft and admin address its own host:port")
+			v.add(field, a, "is also "+prev, "give every raft, admin and NFS address its own host:port (several nodes on one host: `keel init --node ID=HOST:RAFTPORT:ADMINPORT:NFSPORT`)")
 			return
 		}
 		addrs[k] = field
@@ -278,6 +278,9 @@ func (v *collector) peers(peers []Peer, node bool) {
 		}
 		if v.addr(f+"admin_addr", p.AdminAddr, "10.0.0.1:7002") {
 			uniqueAddr(f+"admin_addr", p.AdminAddr)
+		}
+		if p.NFSAddr != "" && v.addr(f+"nfs_addr", p.NFSAddr, "10.0.0.1:2049") {
+			uniqueAddr(f+"nfs_addr", p.NFSAddr)
 		}
 	}
 	if node {

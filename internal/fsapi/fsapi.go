@@ -12,6 +12,7 @@ package fsapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"syscall"
 	"time"
@@ -85,6 +86,14 @@ func (f *FS) CreateVolume(ctx context.Context, name string, size uint64) (fsstat
 // ResizeVolume changes a volume's size limit.
 func (f *FS) ResizeVolume(ctx context.Context, name string, size uint64) (fsstate.Volume, error) {
 	res, err := f.apply(ctx, &fsstate.Command{Op: fsstate.OpResizeVolume, VolName: name, SizeLimit: size})
+	if errors.Is(err, syscall.EINVAL) {
+		if st := f.r.Store(); st != nil {
+			if v, verr := st.VolumeByName(name); verr == nil && size < v.Used {
+				return res.Volume, fmt.Errorf("volume %s holds %d bytes, more than the new size %d: delete data first or choose a larger size: %w",
+					name, v.Used, size, err)
+			}
+		}
+	}
 	return res.Volume, err
 }
 

@@ -1,9 +1,11 @@
 package node
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -118,6 +120,10 @@ func (n *Node) handlePutFile(w http.ResponseWriter, r *http.Request) {
 		dir = a
 	}
 	name := parts[len(parts)-1]
+	if truncate && off == 0 {
+		n.replaceFile(w, r, vol, dir.Ino, name, uint32(mode))
+		return
+	}
 	res, err := n.fs.Create(ctx, nil, fsapi.CreateArgs{Vol: vol.ID, Dir: dir.Ino, Name: name, Type: fsstate.TypeRegular,
 		Mode: uint32(mode), CreateMode: fsstate.CreateUnchecked})
 	if err != nil {
@@ -132,26 +138,64 @@ func (n *Node) handlePutFile(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	written, err := n.copyIn(r, vol.ID, file.Ino, off)
+	if err != nil {
+		n.writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]uint64{"written": written, "ino": file.Ino})
+}
+
+// replaceFile writes the body into a new hidden file and renames it over
+// dir/name only once all of it is written: a put that fails (no space, a
+// dropped connection) leaves the old contents, or no file, as they were.
+func (n *Node) replaceFile(w http.ResponseWriter, r *http.Request, vol fsstate.Volume, dir uint64, name string, mode uint32) {
+	ctx := r.Context()
+	if r.ContentLength > 0 && vol.Used+uint64(r.ContentLength) > vol.SizeLimit {
+		n.writeErr(w, syscall.ENOSPC)
+		return
+	}
+	tmp := fmt.Sprintf(".keel-put-%d-%s", time.Now().UnixNano(), name)
+	if len(tmp) > fsstate.MaxNameLen {
+		tmp = tmp[:fsstate.MaxNameLen]
+	}
+	res, err := n.fs.Create(ctx, nil, fsapi.CreateArgs{Vol: vol.ID, Dir: dir, Name: tmp, Type: fsstate.TypeRegular,
+		Mode: mode, CreateMode: fsstate.CreateGuarded})
+	if err != nil {
+		n.writeErr(w, err)
+		return
+	}
+	written, err := n.copyIn(r, vol.ID, res.Attr.Ino, 0)
+	if err == nil {
+		_, err = n.fs.Rename(ctx, nil, vol.ID, dir, tmp, dir, name)
+	}
+	if err != nil {
+		_, _ = n.fs.Remove(context.WithoutCancel(ctx), nil, vol.ID, dir, tmp)
+		n.writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]uint64{"written": written, "ino": res.Attr.Ino})
+}
+
+// copyIn writes the request body into a file at off, in 1 MiB writes.
+func (n *Node) copyIn(r *http.Request, vol, ino, off uint64) (uint64, error) {
 	buf := make([]byte, ioChunk)
 	var written uint64
 	for {
 		k, rerr := io.ReadFull(r.Body, buf)
 		if k > 0 {
-			if _, err := n.fs.Write(ctx, nil, vol.ID, file.Ino, off+written, buf[:k]); err != nil {
-				n.writeErr(w, err)
-				return
+			if _, err := n.fs.Write(r.Context(), nil, vol, ino, off+written, buf[:k]); err != nil {
+				return written, err
 			}
 			written += uint64(k)
 		}
 		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			break
+			return written, nil
 		}
 		if rerr != nil {
-			badRequest(w, "reading request body: "+rerr.Error())
-			return
+			return written, fmt.Errorf("node: reading the request body: %w", rerr)
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]uint64{"written": written, "ino": file.Ino})
 }
 
 func (n *Node) handleGetFile(w http.ResponseWriter, r *http.Request) {

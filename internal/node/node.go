@@ -115,6 +115,7 @@ func Start(cfg *config.Config, logger *slog.Logger) (*Node, error) {
 		SnapshotThreshold:  cfg.Raft.SnapshotThreshold,
 		TrailingLogs:       cfg.Raft.TrailingLogs,
 		Logger:             logger, Metrics: n.metrics,
+		PickTransferTarget: n.pickDataLeader,
 	})
 	if err != nil {
 		n.raftLn.Close()

@@ -55,3 +55,45 @@ func (n *Node) compactWitnessLoop(ctx context.Context, every time.Duration) {
 		}
 	}
 }
+
+// pickDataLeader finds the data node a witness should hand leadership to:
+// the reachable one with the highest applied index.
+func (n *Node) pickDataLeader() (id, addr string, ok bool) {
+	client, err := cluster.NewClient(cluster.FromNode(n.cfg))
+	if err != nil {
+		return "", "", false
+	}
+	defer client.Close()
+	type answer struct {
+		p       config.Peer
+		applied uint64
+	}
+	ch := make(chan *answer)
+	count := 0
+	for _, p := range n.cfg.Peers {
+		if p.Role != config.RoleData {
+			continue
+		}
+		count++
+		go func(p config.Peer) {
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			defer cancel()
+			st, err := client.NodeStatus(ctx, p.AdminAddr)
+			if err != nil {
+				ch <- nil
+				return
+			}
+			ch <- &answer{p: p, applied: st.Raft.AppliedIndex}
+		}(p)
+	}
+	var best *answer
+	for i := 0; i < count; i++ {
+		if a := <-ch; a != nil && (best == nil || a.applied > best.applied) {
+			best = a
+		}
+	}
+	if best == nil {
+		return "", "", false
+	}
+	return best.p.ID, best.p.RaftAddr, true
+}

@@ -61,6 +61,11 @@ type Config struct {
 	Logger  *slog.Logger
 	Metrics *metrics.Node
 
+	// PickTransferTarget, on a witness, names the data node to hand
+	// leadership to (one that is up and furthest along); nil or !ok lets raft
+	// choose, which may pick a dead node and cost an election timeout.
+	PickTransferTarget func() (id, addr string, ok bool)
+
 	walSegmentSize int                     // tests: small segments so compaction really drops entries
 	freeSpace      func(dir string) uint64 // tests: a fake disk
 }
@@ -276,7 +281,15 @@ func (n *Node) watchLeadership(obs chan raft.Observation) {
 		n.metrics.Term.Set(float64(n.raft.CurrentTerm()))
 		if isLeader && n.cfg.Role == RoleWitness {
 			n.log.Info("witness won an election; handing leadership to a data node")
-			if err := n.raft.LeadershipTransfer().Error(); err != nil {
+			f := n.raft.LeadershipTransfer
+			if pick := n.cfg.PickTransferTarget; pick != nil {
+				if id, addr, ok := pick(); ok {
+					f = func() raft.Future {
+						return n.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(addr))
+					}
+				}
+			}
+			if err := f().Error(); err != nil {
 				n.log.Warn("leadership transfer from witness failed; will retry", "err", err)
 			}
 		}

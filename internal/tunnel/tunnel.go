@@ -10,6 +10,16 @@
 // client sees a pause, not an error. Resending is safe: reads are
 // idempotent, and the cluster's replicated duplicate request cache answers a
 // resent CREATE, REMOVE, RENAME… from its record instead of doing it twice.
+//
+// Two more cases are hidden the same way. A node that is losing (or has just
+// lost) the active role answers the calls it still gets with "try again"
+// (NFS3ERR_JUKEBOX; for MOUNT, MNT3ERR_SERVERFAULT or a failed EXPORT): the
+// tunnel keeps such a call and sends it again, a little later, to whichever
+// node is active then, instead of handing the error to a client that would
+// fail on it. And an active node that stops answering without closing the
+// connection (paused, cut off by a partition) is left as soon as another
+// node accepts the tunnel, i.e. is the leader: calls pending for stallAfter
+// with no reply make the tunnel look for one.
 package tunnel
 
 import (
@@ -18,6 +28,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -35,6 +46,24 @@ import (
 // Upgrade is the protocol token the node's /v1/tunnel route accepts.
 const Upgrade = "keel-nfs/1"
 
+const (
+	// retryFor bounds how long a call answered "try again" is kept and
+	// resent before that answer goes to the client.
+	retryFor = 60 * time.Second
+	// stallAfter is how long calls may wait with no reply from the active
+	// node before the tunnel asks the other nodes whether one of them is
+	// active now; probeEvery spaces those probes.
+	stallAfter = time.Second
+	probeEvery = 500 * time.Millisecond
+	// maxBackoff caps the pause between rounds of looking for the active
+	// node: a round is a few dials, and every pause adds to the fail-over
+	// time the client sees.
+	maxBackoff = 250 * time.Millisecond
+	// suspectFor is how long a node that did not answer a dial in time (or
+	// stopped answering calls) is tried after the others.
+	suspectFor = 10 * time.Second
+)
+
 // Tunnel forwards local NFS connections to the active node.
 type Tunnel struct {
 	peers []config.Peer
@@ -45,6 +74,7 @@ type Tunnel struct {
 	active   string // admin address of the node we last reached
 	activeID string
 	since    time.Time
+	suspect  map[string]time.Time // admin address → until when it is tried last
 
 	reconnects atomic.Int64
 	inflight   atomic.Int64
@@ -100,26 +130,66 @@ func (t *Tunnel) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // targets lists admin addresses to try: the last active node first, then
-// the data nodes.
+// the data nodes; nodes under suspicion come last.
 func (t *Tunnel) targets() []string {
 	t.mu.Lock()
 	first := t.active
 	t.mu.Unlock()
-	out := []string{}
+	all := []string{}
 	if first != "" {
-		out = append(out, first)
+		all = append(all, first)
 	}
 	for _, p := range t.peers {
 		if p.Role != config.RoleWitness && p.AdminAddr != first {
-			out = append(out, p.AdminAddr)
+			all = append(all, p.AdminAddr)
 		}
 	}
-	return out
+	var out, last []string
+	for _, a := range all {
+		if t.isSuspect(a) {
+			last = append(last, a)
+		} else {
+			out = append(out, a)
+		}
+	}
+	return append(out, last...)
+}
+
+// markSuspect makes addr be tried after the others for a while.
+func (t *Tunnel) markSuspect(addr string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.suspect == nil {
+		t.suspect = map[string]time.Time{}
+	}
+	t.suspect[addr] = time.Now().Add(suspectFor)
+}
+
+func (t *Tunnel) isSuspect(addr string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	until, ok := t.suspect[addr]
+	if ok && time.Now().After(until) {
+		delete(t.suspect, addr)
+		return false
+	}
+	return ok
+}
+
+// setActive records addr (node id) as the active node.
+func (t *Tunnel) setActive(addr, id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.active != addr {
+		t.since = time.Now()
+	}
+	t.active, t.activeID = addr, id
+	delete(t.suspect, addr)
 }
 
 // connect finds the active node and opens an RPC stream to it, retrying
-// (bounded backoff) until ctx ends.
-func (t *Tunnel) connect(ctx context.Context) (net.Conn, error) {
+// (bounded backoff) until ctx ends. It returns the node's admin address.
+func (t *Tunnel) connect(ctx context.Context) (net.Conn, string, error) {
 	backoff := 50 * time.Millisecond
 	for {
 		queue := t.targets()
@@ -131,41 +201,59 @@ func (t *Tunnel) connect(ctx context.Context) (net.Conn, error) {
 				continue
 			}
 			tried[addr] = true
-			c, id, hint, err := t.dial(ctx, addr)
+			c, id, hint, err := t.dial(ctx, addr, 3*time.Second)
 			if err == nil {
-				t.mu.Lock()
-				if t.active != addr {
-					t.since = time.Now()
-				}
-				t.active, t.activeID = addr, id
-				t.mu.Unlock()
-				return c, nil
+				t.setActive(addr, id)
+				return c, addr, nil
+			}
+			if ne := net.Error(nil); (errors.As(err, &ne) && ne.Timeout()) || errors.Is(err, context.DeadlineExceeded) {
+				t.markSuspect(addr) // paused or cut off: do not wait for it first again
 			}
 			if hint != "" && !tried[hint] {
-				queue = append([]string{hint}, queue...)
+				if t.isSuspect(hint) {
+					queue = append(queue, hint)
+				} else {
+					queue = append([]string{hint}, queue...)
+				}
 			}
 			t.log.Debug("tunnel: node refused", "addr", addr, "err", err)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, "", ctx.Err()
 		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, time.Second)
+		backoff = min(backoff*2, maxBackoff)
 	}
+}
+
+// probe looks for an active node other than not: it returns the admin
+// address and id of a data node that accepts the tunnel now, or "".
+func (t *Tunnel) probe(ctx context.Context, not string) (string, string) {
+	for _, p := range t.peers {
+		if p.Role == config.RoleWitness || p.AdminAddr == not {
+			continue
+		}
+		c, id, _, err := t.dial(ctx, p.AdminAddr, time.Second)
+		if err == nil {
+			c.Close()
+			return p.AdminAddr, id
+		}
+	}
+	return "", ""
 }
 
 // dial opens the upgraded stream to one node; a node that is not the
 // leader answers 421 with the leader's admin address as a hint.
-func (t *Tunnel) dial(ctx context.Context, addr string) (net.Conn, string, string, error) {
-	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+func (t *Tunnel) dial(ctx context.Context, addr string, timeout time.Duration) (net.Conn, string, string, error) {
+	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	d := &tls.Dialer{Config: t.tls}
 	nc, err := d.DialContext(dctx, "tcp", addr)
 	if err != nil {
 		return nil, "", "", err
 	}
-	_ = nc.SetDeadline(time.Now().Add(3 * time.Second))
+	_ = nc.SetDeadline(time.Now().Add(timeout))
 	req, _ := http.NewRequest(http.MethodGet, "https://"+addr+"/v1/tunnel", nil)
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", Upgrade)
@@ -208,18 +296,22 @@ type session struct {
 	t      *Tunnel
 	client net.Conn
 
-	mu      sync.Mutex
-	seq     uint64
-	pending map[uint32]pendingCall // by xid
-	up      net.Conn
-	upW     *sync.Mutex
+	mu       sync.Mutex
+	seq      uint64
+	pending  map[uint32]pendingCall // by xid
+	up       net.Conn
+	upW      *sync.Mutex
+	upAddr   string
+	progress time.Time // last reply, connect, or call sent with none pending
 
 	cw sync.Mutex // client writes
 }
 
 type pendingCall struct {
-	seq uint64
-	rec []byte
+	seq        uint64
+	rec        []byte
+	retryUntil time.Time     // set when first answered "try again"
+	backoff    time.Duration // before the next resend after "try again"
 }
 
 func (t *Tunnel) serveClient(ctx context.Context, c net.Conn) {
@@ -230,6 +322,7 @@ func (t *Tunnel) serveClient(ctx context.Context, c net.Conn) {
 	s := &session{t: t, client: c, pending: map[uint32]pendingCall{}}
 	defer c.Close()
 	go s.upstream(ctx)
+	go s.watch(ctx)
 	r := bufio.NewReaderSize(c, 64<<10)
 	for {
 		rec, err := rpc.ReadRecord(r, rpc.DefaultMaxRecord)
@@ -243,6 +336,9 @@ func (t *Tunnel) serveClient(ctx context.Context, c net.Conn) {
 		t.calls.Add(1)
 		s.mu.Lock()
 		s.seq++
+		if len(s.pending) == 0 {
+			s.progress = time.Now()
+		}
 		if _, dup := s.pending[xid]; !dup {
 			t.inflight.Add(1)
 		}
@@ -269,7 +365,7 @@ func (t *Tunnel) serveClient(ctx context.Context, c net.Conn) {
 func (s *session) upstream(ctx context.Context) {
 	first := true
 	for ctx.Err() == nil {
-		up, err := s.t.connect(ctx)
+		up, addr, err := s.t.connect(ctx)
 		if err != nil {
 			return
 		}
@@ -280,7 +376,8 @@ func (s *session) upstream(ctx context.Context) {
 		first = false
 		w := &sync.Mutex{}
 		s.mu.Lock()
-		s.up, s.upW = up, w
+		s.up, s.upW, s.upAddr = up, w, addr
+		s.progress = time.Now()
 		calls := make([]pendingCall, 0, len(s.pending))
 		for _, p := range s.pending {
 			calls = append(calls, p)
@@ -315,7 +412,8 @@ func (s *session) pendingCount() int {
 }
 
 // forward copies replies from up to the client until up fails. A reply to
-// a call no longer pending (answered already, before a resend) is dropped.
+// a call no longer pending (answered already, before a resend) is dropped;
+// a "try again" is kept from the client, and the call sent again later.
 func (s *session) forward(up net.Conn) {
 	r := bufio.NewReaderSize(up, 64<<10)
 	for {
@@ -327,13 +425,31 @@ func (s *session) forward(up net.Conn) {
 			continue
 		}
 		xid := binary.BigEndian.Uint32(rec)
+		now := time.Now()
 		s.mu.Lock()
-		_, ok := s.pending[xid]
-		if ok {
+		s.progress = now
+		p, ok := s.pending[xid]
+		retry := false
+		if ok && tryAgain(p.rec, rec) {
+			if p.retryUntil.IsZero() {
+				p.retryUntil = now.Add(retryFor)
+			}
+			if now.Before(p.retryUntil) {
+				retry = true
+				p.backoff = min(max(2*p.backoff, 50*time.Millisecond), time.Second)
+				s.pending[xid] = p
+			}
+		}
+		if ok && !retry {
 			delete(s.pending, xid)
 			s.t.inflight.Add(-1)
 		}
 		s.mu.Unlock()
+		if retry {
+			s.t.resent.Add(1)
+			time.AfterFunc(p.backoff, func() { s.resend(xid, p.seq) })
+			continue
+		}
 		if !ok {
 			continue
 		}
@@ -342,6 +458,100 @@ func (s *session) forward(up net.Conn) {
 			return
 		}
 	}
+}
+
+// resend sends a call answered "try again" once more, to the node active
+// now, if it is still pending (a reconnect resends it anyway).
+func (s *session) resend(xid uint32, seq uint64) {
+	s.mu.Lock()
+	p, ok := s.pending[xid]
+	up, w := s.up, s.upW
+	s.mu.Unlock()
+	if !ok || p.seq != seq || up == nil {
+		return
+	}
+	if err := writeRecord(up, w, p.rec); err != nil {
+		up.Close()
+	}
+}
+
+// watch leaves an active node that has stopped answering: when calls have
+// waited stallAfter with no reply and another node accepts the tunnel, the
+// upstream connection is closed, so that the session reconnects (to that
+// node) and resends what is pending.
+func (s *session) watch(ctx context.Context) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var lastProbe time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		s.mu.Lock()
+		up, addr := s.up, s.upAddr
+		stalled := up != nil && len(s.pending) > 0 && time.Since(s.progress) > stallAfter
+		s.mu.Unlock()
+		if !stalled || time.Since(lastProbe) < probeEvery {
+			continue
+		}
+		lastProbe = time.Now()
+		other, id := s.t.probe(ctx, addr)
+		if other == "" {
+			continue
+		}
+		s.mu.Lock()
+		same := s.up == up
+		n := len(s.pending)
+		s.mu.Unlock()
+		if !same {
+			continue
+		}
+		s.t.log.Warn("tunnel: the active node stopped answering and another node is active; moving to it",
+			"from", addr, "to", other, "pending", n)
+		s.t.markSuspect(addr)
+		s.t.setActive(other, id)
+		up.Close()
+	}
+}
+
+// tryAgain reports whether reply (to call) is keel's "try again", which a
+// node answers when it is not (or no longer) the active one: NFS3ERR_JUKEBOX
+// from the NFS program, MNT3ERR_SERVERFAULT from MOUNT's MNT, and a failed
+// MOUNT EXPORT (GARBAGE_ARGS or SYSTEM_ERR: that procedure has no arguments).
+func tryAgain(call, reply []byte) bool {
+	be := binary.BigEndian.Uint32
+	if len(call) < 24 || len(reply) < 24 {
+		return false
+	}
+	prog, vers, proc := be(call[12:]), be(call[16:]), be(call[20:])
+	if be(reply[4:]) != 1 || be(reply[8:]) != 0 { // REPLY, MSG_ACCEPTED
+		return false
+	}
+	verf := be(reply[16:])
+	if verf > 400 {
+		return false
+	}
+	off := 20 + int(verf+3)&^3
+	if off+4 > len(reply) {
+		return false
+	}
+	accept := be(reply[off:])
+	if prog == 100005 && vers == 3 && proc == 5 { // MOUNT EXPORT
+		return accept == 4 || accept == 5 // GARBAGE_ARGS, SYSTEM_ERR
+	}
+	if accept != 0 || off+8 > len(reply) { // not SUCCESS
+		return false
+	}
+	status := be(reply[off+4:])
+	switch {
+	case prog == 100003 && vers == 3 && proc != 0:
+		return status == 10008 // NFS3ERR_JUKEBOX
+	case prog == 100005 && vers == 3 && proc == 1:
+		return status == 10006 // MNT3ERR_SERVERFAULT
+	}
+	return false
 }
 
 func writeRecord(c net.Conn, mu *sync.Mutex, rec []byte) error {

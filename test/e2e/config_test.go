@@ -117,6 +117,7 @@ func TestInitOneHostPorts(t *testing.T) {
 			if prev, dup := seen[addr]; dup {
 				t.Errorf("keel init gave %s %s %s, which is also %s: the second node to start cannot listen there",
 					id, field, addr, prev)
+				continue
 			}
 			seen[addr] = id + " " + field
 		}

@@ -96,6 +96,7 @@ type Shape struct {
 	Data    int  // data nodes, named n1, n2, …
 	Witness bool // add a witness named w1
 	Fast    bool // lower raft timings: heartbeat and election 500ms, lease 250ms
+	Steady  bool // raise raft timings (2s, lease 1s): only a real disturbance moves leadership
 }
 
 // Cluster is a cluster made by `keel init` in a temporary directory.
@@ -171,8 +172,11 @@ func initCluster(t *testing.T, s Shape) *Cluster {
 		m := &Member{c: c, ID: id, Role: cfg.Node.Role, Dir: lay.NodeDir(id), Config: lay.NodeConfigs[id],
 			Log: filepath.Join(lay.NodeDir(id), "keel.log"), RaftAddr: cfg.Node.RaftAddr, AdminAddr: cfg.Node.AdminAddr,
 			NFSAddr: cfg.Node.NFSAddr}
-		if s.Fast {
+		switch {
+		case s.Fast:
 			editYAML(t, m.Config, setFastRaft)
+		case s.Steady:
+			editYAML(t, m.Config, setSteadyRaft)
 		}
 		c.Members = append(c.Members, m)
 	}
@@ -194,6 +198,15 @@ func setFastRaft(doc map[string]any) {
 	r["leader_lease_timeout"] = "250ms"
 }
 
+// setSteadyRaft raises a node.yaml's raft timings, so that a loaded test
+// machine does not move leadership on its own.
+func setSteadyRaft(doc map[string]any) {
+	r := section(doc, "raft")
+	r["heartbeat_timeout"] = "2s"
+	r["election_timeout"] = "2s"
+	r["leader_lease_timeout"] = "1s"
+}
+
 func (c *Cluster) cleanup() {
 	if c.t.Failed() {
 		c.DumpLogs()
@@ -201,8 +214,9 @@ func (c *Cluster) cleanup() {
 	for _, m := range c.Members {
 		m.kill()
 	}
-	if keep := os.Getenv("KEEL_E2E_KEEP"); keep != "" && c.t.Failed() {
-		// Keep the failed cluster's directory (configs, logs, data) for study.
+	if keep := os.Getenv("KEEL_E2E_KEEP"); keep != "" && (c.t.Failed() || os.Getenv("KEEL_E2E_KEEP_ALL") != "") {
+		// Keep the failed (or with KEEL_E2E_KEEP_ALL, every) cluster's
+		// directory (configs, logs, data) for study.
 		dst := filepath.Join(keep, strings.ReplaceAll(c.t.Name(), "/", "_")+"-"+c.ID)
 		if out, err := exec.Command("cp", "-a", c.Dir, dst).CombinedOutput(); err != nil {
 			c.t.Logf("KEEL_E2E_KEEP: copy %s: %v %s", c.Dir, err, out)

@@ -23,7 +23,9 @@ import (
 // joins nor disturbs it, and a data directory of another cluster is refused
 // by keel serve.
 func TestForeignNodeRefused(t *testing.T) {
-	a := startCluster(t, Shape{Data: 3}) // default timings: an election here would be a real signal
+	// Cluster A's leader and term must not move: steady timings keep a
+	// loaded test machine from moving them on its own.
+	a := startCluster(t, Shape{Data: 3, Steady: true})
 	b := initCluster(t, Shape{Data: 3, Fast: true})
 	if a.ID == b.ID {
 		t.Fatalf("two keel init runs made the same cluster id %s", a.ID)

@@ -26,6 +26,7 @@ func TestUpAndStatus(t *testing.T) {
 	tmp := t.TempDir()
 	dir := filepath.Join(tmp, "keel")
 	base := freeBasePort(t)
+	listen := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0]) // keel up's NFS endpoint
 	var pids []int
 	t.Cleanup(func() { // whatever a failed test left running
 		for _, pid := range pids {
@@ -75,7 +76,7 @@ func TestUpAndStatus(t *testing.T) {
 		return st
 	}
 
-	up := startUp(t, dir, base, filepath.Join(tmp, "up1.log"))
+	up := startUp(t, dir, base, listen, filepath.Join(tmp, "up1.log"))
 	st := waitReady(up)
 	pids = nil
 	for _, m := range st.Nodes {
@@ -105,9 +106,12 @@ func TestUpAndStatus(t *testing.T) {
 			t.Errorf("something still listens on %s after keel up exited", addr)
 		}
 	}
+	if listening(listen) {
+		t.Errorf("keel up's NFS endpoint %s still listens after keel up exited", listen)
+	}
 
 	// Again, on the same directory: the same cluster and its data.
-	up = startUp(t, dir, base, filepath.Join(tmp, "up2.log"))
+	up = startUp(t, dir, base, listen, filepath.Join(tmp, "up2.log"))
 	st2 := waitReady(up)
 	pids = nil
 	for _, m := range st2.Nodes {
@@ -147,14 +151,14 @@ type upProc struct {
 	err  error
 }
 
-func startUp(t *testing.T, dir string, base int, logPath string) *upProc {
+func startUp(t *testing.T, dir string, base int, listen, logPath string) *upProc {
 	t.Helper()
 	f, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	cmd := exec.Command(keelBin, "up", "--dir", dir, "--base-port", strconv.Itoa(base), "--volume-size", "1GiB")
+	cmd := exec.Command(keelBin, "up", "--dir", dir, "--base-port", strconv.Itoa(base), "--listen", listen, "--volume-size", "1GiB")
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -87,9 +87,10 @@ func TestWitnessShape(t *testing.T) {
 	if samples < 20 {
 		t.Errorf("only %d status samples: the check above means little", samples)
 	}
-	if st := c.Status(); st.Leader != other.ID {
-		t.Errorf("leader at the end is %q, want the surviving data node %s", st.Leader, other.ID)
-	}
+	waitFor(t, 10*time.Second, "the surviving data node "+other.ID+" to lead at the end", func() (bool, string) {
+		st := c.Status()
+		return st.Leader == other.ID, fmt.Sprintf("leader %q term %d", st.Leader, st.Term)
+	})
 	for path, want := range written {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		got, err := c.Client.GetFile(ctx, "data", path)

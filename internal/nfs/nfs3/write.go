@@ -20,13 +20,23 @@ import (
 // client is named by its address and AUTH_SYS machine name; the arguments
 // are hashed so that a reused xid with other arguments is a new request.
 func exactlyOnce(ctx context.Context, args io.WriterTo) context.Context {
+	return exactlyOnceAs(ctx, args, 0)
+}
+
+// followUp marks, in the procedure number of a request id, the SETATTR that
+// sets the attributes a CREATE, MKDIR or SYMLINK carries besides the mode:
+// it needs a record of its own, or the create's record would answer it as a
+// retransmission and the attributes would never be set.
+const followUp = 1 << 31
+
+func exactlyOnceAs(ctx context.Context, args io.WriterTo, procFlag uint32) context.Context {
 	call, ok := rpc.CallFrom(ctx)
 	if !ok {
 		return ctx
 	}
 	h := sha256.New()
 	_, _ = args.WriteTo(h)
-	id := &fsstate.RequestID{XID: call.XID, Proc: call.Proc, Client: call.Remote.Addr().String()}
+	id := &fsstate.RequestID{XID: call.XID, Proc: call.Proc | procFlag, Client: call.Remote.Addr().String()}
 	if call.Sys != nil && call.Sys.Machinename != "" {
 		// Machine names may be 255 bytes; a short digest keeps the id small.
 		m := sha256.Sum256([]byte(call.Sys.Machinename))
@@ -88,8 +98,9 @@ func (s *Server) NfsV3Nfsproc3Commit(ctx context.Context, a *nfsv3.Commit3args) 
 	return &nfsv3.Commit3res_NFS3_OK{Resok: nfsv3.Commit3resok{FileWcc: r.wccOr(fsstate.WCC{}, h.Ino), Verf: s.verifier()}}, nil
 }
 
-// createIn runs a create of any type in a directory named by handle.
-func (s *Server) createIn(ctx context.Context, where nfsv3.Diropargs3, args fsapi.CreateArgs, set fsstate.SetAttr) (*request, fsstate.Result, fh.Handle, error) {
+// createIn runs a create of any type in a directory named by handle, then
+// sets the other attributes in set; wire is the call's arguments.
+func (s *Server) createIn(ctx context.Context, where nfsv3.Diropargs3, args fsapi.CreateArgs, set fsstate.SetAttr, wire io.WriterTo) (*request, fsstate.Result, fh.Handle, error) {
 	r, h, cancel, err := s.begin(ctx, where.Dir.Data)
 	defer cancel()
 	if err == nil {
@@ -101,9 +112,11 @@ func (s *Server) createIn(ctx context.Context, where nfsv3.Diropargs3, args fsap
 	args.Vol, args.Dir, args.Name = h.Vol, h.Ino, where.Name
 	args.UID, args.GID = r.cred.UID, r.cred.GID
 	res, err := s.FS.Create(r.ctx, r.cred, args)
-	if err == nil && !res.Replayed && (set.Size != nil || set.Atime != nil || set.Mtime != nil || set.UID != nil || set.GID != nil) {
+	// A retransmitted create runs this too: its SETATTR is then answered
+	// from its own record (or made now if it never was).
+	if err == nil && (set.Size != nil || set.Atime != nil || set.Mtime != nil || set.UID != nil || set.GID != nil) {
 		set.Mode = nil // already applied by the create
-		sres, serr := s.FS.SetAttr(r.ctx, r.cred, h.Vol, res.Attr.Ino, set, nil)
+		sres, serr := s.FS.SetAttr(exactlyOnceAs(r.ctx, wire, followUp), r.cred, h.Vol, res.Attr.Ino, set, nil)
 		if serr == nil {
 			res.Attr = sres.Attr
 		}
@@ -133,7 +146,7 @@ func (s *Server) NfsV3Nfsproc3Create(ctx context.Context, a *nfsv3.Create3args) 
 			args.Verf = args.Verf<<8 | uint64(b)
 		}
 	}
-	r, res, h, err := s.createIn(ctx, a.Where, args, set)
+	r, res, h, err := s.createIn(ctx, a.Where, args, set, a)
 	if err != nil {
 		return &nfsv3.Create3res_default{Status: status(err), Resfail: nfsv3.Create3resfail{DirWcc: r.wccOr(res.Dir, h.Ino)}}, nil
 	}
@@ -146,7 +159,7 @@ func (s *Server) NfsV3Nfsproc3Mkdir(ctx context.Context, a *nfsv3.Mkdir3args) (n
 	ctx = exactlyOnce(ctx, a)
 	set := s.sattr(a.Attributes)
 	set.Size = nil
-	r, res, h, err := s.createIn(ctx, a.Where, fsapi.CreateArgs{Type: fsstate.TypeDir, Mode: modeOr(a.Attributes, 0o755)}, set)
+	r, res, h, err := s.createIn(ctx, a.Where, fsapi.CreateArgs{Type: fsstate.TypeDir, Mode: modeOr(a.Attributes, 0o755)}, set, a)
 	if err != nil {
 		return &nfsv3.Mkdir3res_default{Status: status(err), Resfail: nfsv3.Mkdir3resfail{DirWcc: r.wccOr(res.Dir, h.Ino)}}, nil
 	}
@@ -157,7 +170,7 @@ func (s *Server) NfsV3Nfsproc3Mkdir(ctx context.Context, a *nfsv3.Mkdir3args) (n
 
 func (s *Server) NfsV3Nfsproc3Symlink(ctx context.Context, a *nfsv3.Symlink3args) (nfsv3.Symlink3res, error) {
 	ctx = exactlyOnce(ctx, a)
-	r, res, h, err := s.createIn(ctx, a.Where, fsapi.CreateArgs{Type: fsstate.TypeSymlink, Mode: 0o777, Target: a.Symlink.SymlinkData}, fsstate.SetAttr{})
+	r, res, h, err := s.createIn(ctx, a.Where, fsapi.CreateArgs{Type: fsstate.TypeSymlink, Mode: 0o777, Target: a.Symlink.SymlinkData}, fsstate.SetAttr{}, a)
 	if err != nil {
 		return &nfsv3.Symlink3res_default{Status: status(err), Resfail: nfsv3.Symlink3resfail{DirWcc: r.wccOr(res.Dir, h.Ino)}}, nil
 	}

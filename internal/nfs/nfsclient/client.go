@@ -223,35 +223,35 @@ func (c *Client) Call(ctx context.Context, prog, vers, proc uint32, args io.Writ
 // xid is what a client's retransmission looks like to the server's
 // duplicate request cache.
 func (c *Client) CallXID(ctx context.Context, xid, prog, vers, proc uint32, args io.WriterTo, res io.ReaderFrom) error {
-	rec, err := c.roundTrip(ctx, xid, c.encodeCall(xid, prog, vers, proc, args))
+	rec, err := c.roundTrip(ctx, xid, func() ([]byte, error) { return c.EncodeCall(xid, prog, vers, proc, args) })
 	if err != nil {
 		return err
 	}
-	return decodeReply(rec, res)
+	return DecodeReply(rec, res)
 }
 
-// encodeCall returns the record (mark included) of a call.
-func (c *Client) encodeCall(xid, prog, vers, proc uint32, args io.WriterTo) func() ([]byte, error) {
-	return func() ([]byte, error) {
-		msg := rpcv2.RpcMsg{Xid: xid, Body: &rpcv2.RpcMsgBody_CALL{Cbody: rpcv2.CallBody{
-			Rpcvers: 2, Prog: prog, Vers: vers, Proc: proc, Cred: c.cred, Verf: rpcv2.OpaqueAuth{Flavor: rpcv2.AUTH_NONE}}}}
-		buf := bytes.NewBuffer(make([]byte, 4, 4+msg.GetEncodedSizeBytes()+256))
-		if _, err := msg.WriteTo(buf); err != nil {
-			return nil, err
-		}
-		if args != nil {
-			if _, err := args.WriteTo(buf); err != nil {
-				return nil, fmt.Errorf("nfsclient: encode arguments: %w", err)
-			}
-		}
-		b := buf.Bytes()
-		binary.BigEndian.PutUint32(b, uint32(len(b)-4)|1<<31)
-		return b, nil
+// EncodeCall returns the record (record mark included, one fragment) of a
+// call with this client's credentials, for SendRaw.
+func (c *Client) EncodeCall(xid, prog, vers, proc uint32, args io.WriterTo) ([]byte, error) {
+	msg := rpcv2.RpcMsg{Xid: xid, Body: &rpcv2.RpcMsgBody_CALL{Cbody: rpcv2.CallBody{
+		Rpcvers: 2, Prog: prog, Vers: vers, Proc: proc, Cred: c.cred, Verf: rpcv2.OpaqueAuth{Flavor: rpcv2.AUTH_NONE}}}}
+	buf := bytes.NewBuffer(make([]byte, 4, 4+msg.GetEncodedSizeBytes()+256))
+	if _, err := msg.WriteTo(buf); err != nil {
+		return nil, err
 	}
+	if args != nil {
+		if _, err := args.WriteTo(buf); err != nil {
+			return nil, fmt.Errorf("nfsclient: encode arguments: %w", err)
+		}
+	}
+	b := buf.Bytes()
+	binary.BigEndian.PutUint32(b, uint32(len(b)-4)|1<<31)
+	return b, nil
 }
 
-// SendRaw writes a record's bytes exactly as given (record marks included)
-// and returns the reply record with xid, for tests that hand-build calls.
+// SendRaw writes bytes exactly as given (record marks included: one record,
+// possibly in several fragments) and returns the reply record with xid, for
+// tests that hand-build calls or compare replies byte for byte.
 func (c *Client) SendRaw(ctx context.Context, xid uint32, raw []byte) ([]byte, error) {
 	return c.roundTrip(ctx, xid, func() ([]byte, error) { return raw, nil })
 }
@@ -309,8 +309,9 @@ func (c *Client) write(ctx context.Context, b []byte) error {
 	return nil
 }
 
-// decodeReply checks a reply record's header and decodes its results.
-func decodeReply(rec []byte, res io.ReaderFrom) error {
+// DecodeReply checks a reply record's header (an *RPCError if the server
+// did not run the procedure) and decodes its results into res (if not nil).
+func DecodeReply(rec []byte, res io.ReaderFrom) error {
 	rd := bytes.NewReader(rec)
 	var msg rpcv2.RpcMsg
 	if _, err := msg.ReadFrom(rd); err != nil {
