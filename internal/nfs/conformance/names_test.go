@@ -3,7 +3,6 @@ package conformance
 import (
 	"bytes"
 	"io"
-	"os"
 	"testing"
 
 	"github.com/buildbarn/go-xdr/pkg/protocols/nfsv3"
@@ -15,17 +14,10 @@ import (
 // filename3 is a string, and Linux clients send UTF-8). Names outside ASCII
 // must list, look up and create like any other.
 //
-// Known bug, so skipped unless KEEL_NFS_KNOWN_BUGS=1: go-xdr's generated
-// nfsv3 code reads and writes filename3 and nfspath3 with
-// runtime.ReadASCIIString / WriteASCIIString, which refuse any byte above
-// 0x7f. A call naming "café" is answered GARBAGE_ARGS (the client sees EIO),
-// and READDIR/READDIRPLUS of a directory holding such a name (e.g. made with
-// `keel fs put`) fails as a whole with GARBAGE_ARGS, so the directory
-// cannot be listed over NFS at all.
+// Upstream go-xdr refuses any byte above 0x7f in XDR strings, which made a
+// call naming "café" GARBAGE_ARGS and a directory holding one unlistable;
+// keel's copy in third_party/go-xdr carries names as bytes.
 func TestNonASCIINames(t *testing.T) {
-	if os.Getenv("KEEL_NFS_KNOWN_BUGS") == "" {
-		t.Skip("known bug: go-xdr's nfsv3 codec accepts ASCII names only (set KEEL_NFS_KNOWN_BUGS=1 to run)")
-	}
 	s := startServer(t, serverOpts{})
 	c, root := s.rootClient()
 	cx := ctx(t)
