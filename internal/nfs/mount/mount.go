@@ -54,13 +54,16 @@ func host(ctx context.Context) string {
 
 // Mnt resolves /NAME to the root handle of volume NAME.
 func (s *Service) MountV3Mountproc3Mnt(ctx context.Context, path string) (mount.Mountres3, error) {
-	name := strings.Trim(path, "/")
 	if len(path) > 1024 {
 		return &mount.Mountres3_default{FhsStatus: mount.MNT3ERR_NAMETOOLONG}, nil
 	}
-	if name == "" || strings.Contains(name, "/") {
+	// /NAME is the volume; /NAME/sub/dir mounts a directory inside it, as
+	// Linux's mountd allows.
+	parts := strings.FieldsFunc(path, func(r rune) bool { return r == '/' })
+	if len(parts) == 0 {
 		return &mount.Mountres3_default{FhsStatus: mount.MNT3ERR_NOENT}, nil
 	}
+	name := parts[0]
 	st, err := s.view(ctx)
 	if err != nil {
 		return &mount.Mountres3_default{FhsStatus: mount.MNT3ERR_SERVERFAULT}, nil
@@ -76,11 +79,19 @@ func (s *Service) MountV3Mountproc3Mnt(ctx context.Context, path string) (mount.
 	if err != nil {
 		return &mount.Mountres3_default{FhsStatus: mount.MNT3ERR_IO}, nil
 	}
+	for _, c := range parts[1:] {
+		if root, err = st.Lookup(v.ID, root.Ino, c); err != nil {
+			return &mount.Mountres3_default{FhsStatus: mount.MNT3ERR_NOENT}, nil
+		}
+	}
+	if root.Type != fsstate.TypeDir {
+		return &mount.Mountres3_default{FhsStatus: mount.MNT3ERR_NOTDIR}, nil
+	}
 	s.mu.Lock()
 	if s.mounts == nil {
 		s.mounts = map[[2]string]struct{}{}
 	}
-	s.mounts[[2]string{host(ctx), "/" + name}] = struct{}{}
+	s.mounts[[2]string{host(ctx), "/" + strings.Join(parts, "/")}] = struct{}{}
 	s.mu.Unlock()
 	return &mount.Mountres3_MNT3_OK{Mountinfo: mount.Mountres3Ok{
 		Fhandle:     s.Handles.Encode(fh.Handle{Vol: v.ID, Ino: root.Ino, Gen: root.Gen}),
