@@ -40,7 +40,6 @@ func (n *Node) startNFS() error {
 	maps := []portmap.Mapping{
 		{Prog: nfsv3.NFS_PROGRAM_PROGRAM_NUMBER, Vers: 3, Prot: portmap.IPPROTO_TCP, Port: uint32(port)},
 		{Prog: mount.MOUNT_PROGRAM_PROGRAM_NUMBER, Vers: 3, Prot: portmap.IPPROTO_TCP, Port: uint32(port)},
-		{Prog: mount.MOUNT_PROGRAM_PROGRAM_NUMBER, Vers: 1, Prot: portmap.IPPROTO_TCP, Port: uint32(port)},
 		{Prog: portmap.Program, Vers: 2, Prot: portmap.IPPROTO_TCP, Port: uint32(port)},
 	}
 	srv := &nfs3.Server{FS: n.fs, Handles: handles, Log: n.log.With("component", "nfs"),
@@ -48,7 +47,7 @@ func (n *Node) startNFS() error {
 	n.nfs = &rpc.Server{
 		Programs: map[uint32]rpc.Service{
 			nfsv3.NFS_PROGRAM_PROGRAM_NUMBER:   nfsv3.NewNfsProgramService(srv),
-			mount.MOUNT_PROGRAM_PROGRAM_NUMBER: mount.NewMountProgramService(&nfsmount.Service{FS: n.fs, Handles: handles}),
+			mount.MOUNT_PROGRAM_PROGRAM_NUMBER: nfsmount.V3Only(mount.NewMountProgramService(&nfsmount.Service{FS: n.fs, Handles: handles})),
 			portmap.Program:                    portmap.Service(maps),
 		},
 		Logger: n.log.With("component", "rpc"),

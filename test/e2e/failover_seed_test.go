@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"keel/internal/cluster"
 )
 
 // TestSeedWalkthrough is the seed's verification of fail-over, step by
@@ -85,12 +87,17 @@ func TestSeedWalkthrough(t *testing.T) {
 		t.Fatalf("keel status shows %s leading, want %s", leader.ID, survivor.ID)
 	}
 	t.Logf("keel status shows %s active %v after the kill", survivor.ID, time.Since(killedAt).Round(time.Millisecond))
-	if st, err := survivor.Status(); err != nil || st.Active == nil {
-		t.Errorf("status of %s, the active node: active %+v, err %v", survivor.ID, st.Active, err)
-	} else {
-		t.Logf("%s became active %v after the kill (%s; take-over time %q)", survivor.ID,
-			st.Active.Since.Sub(killedAt).Round(time.Millisecond), st.Active.Reason, st.Active.TakeoverTime)
-	}
+	var active *cluster.ActiveInfo
+	waitFor(t, 5*time.Second, survivor.ID+"'s status to show it active", func() (bool, string) {
+		st, err := survivor.Status()
+		if err != nil {
+			return false, err.Error()
+		}
+		active = st.Active
+		return active != nil, fmt.Sprintf("state %s, active %v", st.Raft.State, st.Active)
+	})
+	t.Logf("%s became active %v after the kill (%s; take-over time %q)", survivor.ID,
+		active.Since.Sub(killedAt).Round(time.Millisecond), active.Reason, active.TakeoverTime)
 	put(t2, "barbazfoo")
 	put(t1, "bazfoobar")
 	put(t2, "barfoo")

@@ -126,7 +126,7 @@ func startServer(t *testing.T, o serverOpts) *server {
 	s.rpc = &rpc.Server{
 		Programs: map[uint32]rpc.Service{
 			nfsv3.NFS_PROGRAM_PROGRAM_NUMBER:   nfsv3.NewNfsProgramService(srv),
-			mount.MOUNT_PROGRAM_PROGRAM_NUMBER: mount.NewMountProgramService(&nfsmount.Service{FS: s.fs, Handles: s.handles}),
+			mount.MOUNT_PROGRAM_PROGRAM_NUMBER: nfsmount.V3Only(mount.NewMountProgramService(&nfsmount.Service{FS: s.fs, Handles: s.handles})),
 			portmap.Program:                    portmap.Service(maps),
 		},
 		Logger: slog.New(slog.DiscardHandler),

@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"bytes"
+	"errors"
 	"slices"
 	"testing"
 
@@ -151,9 +152,9 @@ func TestMountMntDumpUmnt(t *testing.T) {
 	if d = dump(); len(d) != 1 || !has(d, "host-a", "/other") {
 		t.Fatalf("DUMP after host-b's UMNTALL: %+v", d)
 	}
-	// MOUNT version 1 cannot mount (it would need NFSv2 handles).
-	if err := a.Call(cx, nfsclient.MountProgram, 1, 0, nil, nil); err != nil {
-		t.Fatalf("MOUNT v1 NULL: %v", err)
+	// MOUNT version 1 (for NFSv2) is not served: PROG_MISMATCH 3-3.
+	if err := a.Call(cx, nfsclient.MountProgram, 1, 0, nil, nil); !errors.Is(err, nfsclient.ErrProgMismatch) {
+		t.Fatalf("MOUNT v1 NULL: %v, want PROG_MISMATCH", err)
 	}
 }
 

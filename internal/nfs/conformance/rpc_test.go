@@ -219,7 +219,7 @@ func TestRPCRefusals(t *testing.T) {
 		{"NFS version 4", call{rpcvers: 2, prog: nfsProg, vers: 4}, accepted(0, 2, 3, 3), anyStat},
 		{"NFS procedure 99", call{rpcvers: 2, prog: nfsProg, vers: 3, proc: 99}, accepted(0, 3), anyStat},
 		{"NFS procedure 22", call{rpcvers: 2, prog: nfsProg, vers: 3, proc: 22}, accepted(0, 3), anyStat},
-		{"MOUNT version 4", call{rpcvers: 2, prog: mountProg, vers: 4}, accepted(0, 2, 1, 3), anyStat},
+		{"MOUNT version 4", call{rpcvers: 2, prog: mountProg, vers: 4}, accepted(0, 2, 3, 3), anyStat},
 		{"MOUNT procedure 99", call{rpcvers: 2, prog: mountProg, vers: 3, proc: 99}, accepted(0, 3), anyStat},
 		{"portmapper version 3", call{rpcvers: 2, prog: pmapProg, vers: 3}, accepted(0, 2, 2, 2), anyStat},
 		{"portmapper procedure 99", call{rpcvers: 2, prog: pmapProg, vers: 2, proc: 99}, accepted(0, 3), anyStat},
@@ -274,7 +274,8 @@ func TestRPCErrorsThroughClient(t *testing.T) {
 	}{
 		{"unknown program", 200000, 1, 0, nil, nfsclient.ErrProgUnavail, 0, 0},
 		{"NFS version 4", nfsProg, 4, 0, nil, nfsclient.ErrProgMismatch, 3, 3},
-		{"MOUNT version 7", mountProg, 7, 0, nil, nfsclient.ErrProgMismatch, 1, 3},
+		{"MOUNT version 7", mountProg, 7, 0, nil, nfsclient.ErrProgMismatch, 3, 3},
+		{"MOUNT version 1", mountProg, 1, 0, nil, nfsclient.ErrProgMismatch, 3, 3},
 		{"NFS procedure 99", nfsProg, 3, 99, nil, nfsclient.ErrProcUnavail, 0, 0},
 		{"GETATTR with garbage", nfsProg, 3, nfsclient.ProcGetattr, garbage, nfsclient.ErrGarbageArgs, 0, 0},
 	}

@@ -7,6 +7,7 @@ package mount
 import (
 	"context"
 	"errors"
+	"io"
 	"sort"
 	"strings"
 	"sync"
@@ -157,19 +158,35 @@ func (s *Service) MountV3Mountproc3Export(ctx context.Context) (*mount.Exportnod
 	return head, nil
 }
 
+// Version 1 is not offered (see V3Only); these satisfy the generated
+// interface.
 func (s *Service) MountV1MountprocNull(context.Context) error { return nil }
 func (s *Service) MountV1MountprocMnt(context.Context, string) (mount.Fhstatus, error) {
 	return &mount.Fhstatus_default{Status: uint32(mount.MNT3ERR_NOTSUPP)}, nil
 }
-func (s *Service) MountV1MountprocDump(ctx context.Context) (*mount.Mountbody, error) {
-	return s.MountV3Mountproc3Dump(ctx)
+func (s *Service) MountV1MountprocDump(context.Context) (*mount.Mountbody, error) {
+	return nil, errV1
 }
-func (s *Service) MountV1MountprocUmnt(ctx context.Context, p string) error {
-	return s.MountV3Mountproc3Umnt(ctx, p)
+func (s *Service) MountV1MountprocUmnt(context.Context, string) error { return errV1 }
+func (s *Service) MountV1MountprocUmntall(context.Context) error      { return errV1 }
+func (s *Service) MountV1MountprocExport(context.Context) (*mount.Exportnode, error) {
+	return nil, errV1
 }
-func (s *Service) MountV1MountprocUmntall(ctx context.Context) error {
-	return s.MountV3Mountproc3Umntall(ctx)
-}
-func (s *Service) MountV1MountprocExport(ctx context.Context) (*mount.Exportnode, error) {
-	return s.MountV3Mountproc3Export(ctx)
+
+var errV1 = errors.New("mount: version 1 is not served")
+
+// V3Only wraps the generated MOUNT service so that only version 3 is
+// served: other versions get PROG_MISMATCH (3, 3). (Version 1 exists for
+// NFSv2, which keel does not serve; its generated encoders also cannot
+// encode an empty list.)
+func V3Only(svc rpc.Service) rpc.Service {
+	return func(ctx context.Context, vers, proc uint32, args io.ReadCloser, ret func(int) io.Writer) (rpcv2.AcceptedReplyData, error) {
+		if vers != 3 {
+			args.Close()
+			var mm rpcv2.AcceptedReplyData_PROG_MISMATCH
+			mm.MismatchInfo.Low, mm.MismatchInfo.High = 3, 3
+			return &mm, nil
+		}
+		return svc(ctx, vers, proc, args, ret)
+	}
 }

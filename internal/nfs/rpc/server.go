@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -233,6 +234,21 @@ type conn struct {
 }
 
 func (cn *conn) handle(rec []byte) {
+	xid := uint32(0)
+	if len(rec) >= 4 {
+		xid = binary.BigEndian.Uint32(rec)
+	}
+	defer func() {
+		// A bug in one procedure must not take the node down with it.
+		if p := recover(); p != nil {
+			log := cn.server.Logger
+			if log == nil {
+				log = slog.Default()
+			}
+			log.Error("rpc: procedure panicked", "xid", xid, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			cn.reply(accepted(xid, &rpcv2.AcceptedReplyData_default{Stat: rpcv2.SYSTEM_ERR}), nil)
+		}
+	}()
 	rd := bytes.NewReader(rec)
 	var msg rpcv2.RpcMsg
 	if _, err := msg.ReadFrom(rd); err != nil {
