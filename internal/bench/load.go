@@ -74,7 +74,9 @@ func runThroughput(ctx context.Context, put putFunc, writers, reqSize int, total
 			var off uint64
 			for i := next.Add(1) - 1; i < requests && ctx.Err() == nil; i = next.Add(1) - 1 {
 				n := min(uint64(reqSize), total-i*uint64(reqSize))
-				binary.LittleEndian.PutUint64(buf, i) // no two requests carry the same data
+				if len(buf) >= 8 {
+					binary.LittleEndian.PutUint64(buf, i) // no two requests carry the same data
+				}
 				if err := put(ctx, name, off, buf[:n]); err != nil {
 					cancel(fmt.Errorf("bench: writer %d, request %d (%s at offset %d): %w", w, i, name, off, err))
 					return
@@ -84,11 +86,7 @@ func runThroughput(ctx context.Context, put putFunc, writers, reqSize int, total
 		})
 	}
 	wg.Wait()
-	took := time.Since(start)
-	if err := context.Cause(ctx); err != nil {
-		return took, err
-	}
-	return took, nil
+	return time.Since(start), context.Cause(ctx)
 }
 
 // runLatency appends ops 4 KiB writes one after another to the file name

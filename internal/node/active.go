@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"keel/internal/cluster"
+	"keel/internal/config"
 )
 
 // activeTracker follows this node's leadership: when it becomes the active
@@ -55,7 +56,9 @@ func (n *Node) watchActive(ctx context.Context) {
 				n.nfs.CloseConnections()
 			}
 		case !is:
-			if id, _ := n.repl.Leader(); id != "" && id != n.cfg.Node.ID {
+			// A witness leads only for a moment before handing over: the
+			// previous active node is the last data node that led.
+			if id, _ := n.repl.Leader(); id != "" && id != n.cfg.Node.ID && n.isDataPeer(id) {
 				a.lastLeader = id
 				a.lastContact = n.repl.Raft().LastContact()
 			}
@@ -73,4 +76,13 @@ func (n *Node) activeInfo() *cluster.ActiveInfo {
 	}
 	c := *n.active.info
 	return &c
+}
+
+func (n *Node) isDataPeer(id string) bool {
+	for _, p := range n.cfg.Peers {
+		if p.ID == id {
+			return p.Role == config.RoleData
+		}
+	}
+	return false
 }

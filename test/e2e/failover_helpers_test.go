@@ -333,15 +333,13 @@ func (s *fileSet) checkOnNodes(t *testing.T, vol string, members []*Member) {
 	}
 }
 
-// copyLoop writes files through an NFS port, one nfs-cp each, in order,
-// until n files are written or stop is closed; every nfs-cp must succeed on
-// its one try. onWritten is called after each file (may be nil).
+// copyLoop writes files /<prefix>NNN of size bytes through an NFS port, one
+// nfs-cp each, in order, until n have been tried or stop is closed (nil:
+// never). A failed nfs-cp is recorded as a client error and not retried.
+// onWritten (may be nil) is called after each file written.
 type copyLoop struct {
 	t      *testing.T
-	port   int
-	vol    string
 	prefix string
-	size   int
 	files  fileSet
 
 	mu   sync.Mutex
@@ -350,7 +348,7 @@ type copyLoop struct {
 }
 
 func startCopyLoop(t *testing.T, port int, vol, prefix string, n, size int, stop <-chan struct{}, onWritten func(i int)) *copyLoop {
-	l := &copyLoop{t: t, port: port, vol: vol, prefix: prefix, size: size, done: make(chan struct{})}
+	l := &copyLoop{t: t, prefix: prefix, done: make(chan struct{})}
 	go func() {
 		defer close(l.done)
 		for i := 0; i < n; i++ {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"sync"
 	"testing"
 	"time"
 )
@@ -18,9 +19,10 @@ func TestWritesDuringKillHaveNoClientError(t *testing.T) {
 	old := c.waitCLILeader(20*time.Second, "")
 
 	kill := make(chan struct{})
+	var once sync.Once
 	loop := startCopyLoop(t, tp.Port, "data", "big", 40, 1<<20, nil, func(i int) {
-		if i == 9 {
-			close(kill) // kill while the next copy runs: the loop goes on at once
+		if i >= 9 {
+			once.Do(func() { close(kill) }) // kill while the next copy runs: the loop goes on at once
 		}
 	})
 	select {

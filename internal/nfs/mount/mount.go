@@ -7,6 +7,7 @@ package mount
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sort"
 	"strings"
@@ -140,11 +141,11 @@ func (s *Service) MountV3Mountproc3Umntall(ctx context.Context) error {
 func (s *Service) MountV3Mountproc3Export(ctx context.Context) (*mount.Exportnode, error) {
 	st, err := s.view(ctx)
 	if err != nil {
-		return nil, errors.New("mount: cluster unavailable")
+		return nil, fmt.Errorf("mount: this node cannot answer now (%v): %w", err, rpc.ErrSystem)
 	}
 	vols, err := st.Volumes()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("mount: %v: %w", err, rpc.ErrSystem)
 	}
 	var head *mount.Exportnode
 	for i := len(vols) - 1; i >= 0; i-- {

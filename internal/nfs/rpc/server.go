@@ -81,6 +81,11 @@ type Server struct {
 
 var errClosed = errors.New("rpc: server closed")
 
+// ErrSystem, returned (wrapped) by a procedure, answers the call with
+// SYSTEM_ERR ("the server cannot do this now") instead of GARBAGE_ARGS, the
+// answer to any other error, which comes from arguments that do not decode.
+var ErrSystem = errors.New("rpc: system error")
+
 // Serve accepts connections until the listener is closed.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
@@ -293,7 +298,11 @@ func (cn *conn) handle(rec []byte) {
 		return ret
 	})
 	if err != nil {
-		cn.reply(accepted(msg.Xid, &rpcv2.AcceptedReplyData_default{Stat: rpcv2.GARBAGE_ARGS}), nil)
+		stat := rpcv2.GARBAGE_ARGS
+		if errors.Is(err, ErrSystem) {
+			stat = rpcv2.SYSTEM_ERR
+		}
+		cn.reply(accepted(msg.Xid, &rpcv2.AcceptedReplyData_default{Stat: stat}), nil)
 		return
 	}
 	if data.GetStat() != rpcv2.SUCCESS {
