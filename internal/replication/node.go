@@ -183,11 +183,16 @@ func Open(cfg Config) (*Node, error) {
 	n.stream.onRecv = func(k int) { cfg.Metrics.RaftRecvBytes.Add(float64(k)) }
 	n.stream.onSent = func(peer string, k int) { cfg.Metrics.RaftSentBytes.WithLabelValues(peer).Add(float64(k)) }
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:          n.stream,
-		MaxPool:         3,
-		Timeout:         10 * time.Second,
-		Logger:          newHCLogger(n.log, "raft-net"),
-		MaxRPCsInFlight: 4,
+		// Peers are dialled at the address this node's own config gives
+		// them, not the one recorded in the raft configuration: each node
+		// may reach the others by its own route (NAT, a proxy, a test's
+		// fault injector).
+		ServerAddressProvider: peerAddrs(cfg.Peers),
+		Stream:                n.stream,
+		MaxPool:               3,
+		Timeout:               10 * time.Second,
+		Logger:                newHCLogger(n.log, "raft-net"),
+		MaxRPCsInFlight:       4,
 	})
 
 	rc := raft.DefaultConfig()
@@ -592,4 +597,16 @@ func (n *Node) closeStores() {
 	if n.walMeta != nil {
 		_ = n.walMeta.Close()
 	}
+}
+
+// peerAddrs resolves server ids to the addresses in this node's config.
+type peerAddrs []Peer
+
+func (p peerAddrs) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
+	for _, q := range p {
+		if q.ID == string(id) {
+			return raft.ServerAddress(q.Addr), nil
+		}
+	}
+	return "", fmt.Errorf("replication: no address for server %s in this node's peers", id)
 }

@@ -65,6 +65,11 @@ func (s *Service) MountV3Mountproc3Mnt(ctx context.Context, path string) (mount.
 	if len(parts) == 0 {
 		return &mount.Mountres3_default{FhsStatus: mount.MNT3ERR_NOENT}, nil
 	}
+	for _, c := range parts {
+		if c == "." || c == ".." {
+			return &mount.Mountres3_default{FhsStatus: mount.MNT3ERR_INVAL}, nil
+		}
+	}
 	name := parts[0]
 	st, err := s.view(ctx)
 	if err != nil {
