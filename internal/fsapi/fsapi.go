@@ -301,3 +301,15 @@ func (f *FS) Volume(ctx context.Context, name string) (fsstate.Volume, error) {
 // to read from directly: a request that reads several things pays for one
 // barrier.
 func (f *FS) View(ctx context.Context) (*fsstate.Store, error) { return f.read(ctx) }
+
+// Local returns this node's state without the read-index barrier. Changes
+// use it to resolve names and handles before they are proposed: the state
+// machine checks every change again when it applies it, so a slightly old
+// view costs nothing but a precise error, and a write saves a round trip.
+func (f *FS) Local() (*fsstate.Store, error) {
+	st := f.r.Store()
+	if st == nil {
+		return nil, errors.New("fsapi: this node is a witness and holds no data")
+	}
+	return st, nil
+}

@@ -16,6 +16,7 @@ import (
 	"keel/internal/cluster"
 	"keel/internal/fsapi"
 	"keel/internal/fsstate"
+	"keel/internal/replication"
 )
 
 // The /v1/files routes let an operator (and the end-to-end tests) put, get
@@ -88,7 +89,15 @@ func (n *Node) handlePutFile(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "a file path is needed after the volume name")
 		return
 	}
-	s, err := n.view(r)
+	// Changes are made by the leader. Names resolve on its own state without
+	// the read-index barrier: the changes go through raft and are checked
+	// again when applied.
+	if !n.repl.IsLeader() {
+		id, _ := n.repl.Leader()
+		n.writeErr(w, &replication.NotLeaderError{LeaderID: id})
+		return
+	}
+	s, err := n.fs.Local()
 	if err != nil {
 		n.writeErr(w, err)
 		return
@@ -124,13 +133,17 @@ func (n *Node) handlePutFile(w http.ResponseWriter, r *http.Request) {
 		n.replaceFile(w, r, vol, dir.Ino, name, uint32(mode))
 		return
 	}
-	res, err := n.fs.Create(ctx, nil, fsapi.CreateArgs{Vol: vol.ID, Dir: dir.Ino, Name: name, Type: fsstate.TypeRegular,
-		Mode: uint32(mode), CreateMode: fsstate.CreateUnchecked})
-	if err != nil {
-		n.writeErr(w, err)
-		return
+	file, err := s.Lookup(vol.ID, dir.Ino, name)
+	if err != nil || file.Type != fsstate.TypeRegular {
+		var res fsstate.Result
+		res, err = n.fs.Create(ctx, nil, fsapi.CreateArgs{Vol: vol.ID, Dir: dir.Ino, Name: name, Type: fsstate.TypeRegular,
+			Mode: uint32(mode), CreateMode: fsstate.CreateUnchecked})
+		if err != nil {
+			n.writeErr(w, err)
+			return
+		}
+		file = res.Attr
 	}
-	file := res.Attr
 	if truncate && file.Size > off {
 		sz := off
 		if _, err := n.fs.SetAttr(ctx, nil, vol.ID, file.Ino, fsstate.SetAttr{Size: &sz}, nil); err != nil {

@@ -31,6 +31,7 @@ import (
 // FS is what the server needs from the filesystem API.
 type FS interface {
 	View(ctx context.Context) (*fsstate.Store, error)
+	Local() (*fsstate.Store, error)
 	Create(ctx context.Context, cred *fsstate.Cred, a fsapi.CreateArgs) (fsstate.Result, error)
 	SetAttr(ctx context.Context, cred *fsstate.Cred, vol, ino uint64, set fsstate.SetAttr, guard *fsstate.Time) (fsstate.Result, error)
 	Write(ctx context.Context, cred *fsstate.Cred, vol, ino, off uint64, data []byte) (fsstate.Result, error)
@@ -164,28 +165,49 @@ func status(err error) nfsv3.Nfsstat3 {
 // barrier, the export check for the caller's address, and its credentials
 // after squashing.
 func (s *Server) begin(ctx context.Context, handle []byte) (*request, fh.Handle, context.CancelFunc, error) {
+	return s.beginAt(ctx, handle, false)
+}
+
+// beginChange opens a request that changes state: it reads this node's
+// state without the read-index barrier, since the change itself goes
+// through raft and is checked again when applied.
+func (s *Server) beginChange(ctx context.Context, handle []byte) (*request, fh.Handle, context.CancelFunc, error) {
+	return s.beginAt(ctx, handle, true)
+}
+
+func (s *Server) beginAt(ctx context.Context, handle []byte, local bool) (*request, fh.Handle, context.CancelFunc, error) {
 	h, err := s.Handles.Decode(handle)
 	if err != nil {
 		return nil, h, func() {}, err
 	}
-	r, cancel, err := s.open(ctx, h.Vol)
-	if err != nil {
-		return nil, h, cancel, err
+	r, cancel, err := s.open(ctx, h.Vol, local)
+	if err == nil {
+		if a, gerr := r.st.GetAttr(h.Vol, h.Ino); gerr != nil || a.Gen != h.Gen {
+			err = nfsErr(nfsv3.NFS3ERR_STALE)
+		}
 	}
-	a, err := r.st.GetAttr(h.Vol, h.Ino)
-	if err != nil || a.Gen != h.Gen {
-		return r, h, cancel, nfsErr(nfsv3.NFS3ERR_STALE)
+	if err != nil && local {
+		// This node's state may lag just after it became the leader: look
+		// again behind the barrier before calling the handle stale.
+		cancel()
+		return s.beginAt(ctx, handle, false)
 	}
-	return r, h, cancel, nil
+	return r, h, cancel, err
 }
 
-func (s *Server) open(ctx context.Context, vol uint64) (*request, context.CancelFunc, error) {
+func (s *Server) open(ctx context.Context, vol uint64, local bool) (*request, context.CancelFunc, error) {
 	timeout := s.Timeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
-	st, err := s.FS.View(ctx)
+	var st *fsstate.Store
+	var err error
+	if local {
+		st, err = s.FS.Local()
+	} else {
+		st, err = s.FS.View(ctx)
+	}
 	if err != nil {
 		return nil, cancel, err
 	}

@@ -48,7 +48,7 @@ func exactlyOnceAs(ctx context.Context, args io.WriterTo, procFlag uint32) conte
 
 func (s *Server) NfsV3Nfsproc3Setattr(ctx context.Context, a *nfsv3.Setattr3args) (nfsv3.Setattr3res, error) {
 	ctx = exactlyOnce(ctx, a)
-	r, h, cancel, err := s.begin(ctx, a.Object.Data)
+	r, h, cancel, err := s.beginChange(ctx, a.Object.Data)
 	defer cancel()
 	var res fsstate.Result
 	if err == nil {
@@ -69,7 +69,7 @@ func (s *Server) NfsV3Nfsproc3Setattr(ctx context.Context, a *nfsv3.Setattr3args
 }
 
 func (s *Server) NfsV3Nfsproc3Write(ctx context.Context, a *nfsv3.Write3args) (nfsv3.Write3res, error) {
-	r, h, cancel, err := s.begin(ctx, a.File.Data)
+	r, h, cancel, err := s.beginChange(ctx, a.File.Data)
 	defer cancel()
 	var res fsstate.Result
 	if err == nil {
@@ -101,7 +101,7 @@ func (s *Server) NfsV3Nfsproc3Commit(ctx context.Context, a *nfsv3.Commit3args) 
 // createIn runs a create of any type in a directory named by handle, then
 // sets the other attributes in set; wire is the call's arguments.
 func (s *Server) createIn(ctx context.Context, where nfsv3.Diropargs3, args fsapi.CreateArgs, set fsstate.SetAttr, wire io.WriterTo) (*request, fsstate.Result, fh.Handle, error) {
-	r, h, cancel, err := s.begin(ctx, where.Dir.Data)
+	r, h, cancel, err := s.beginChange(ctx, where.Dir.Data)
 	defer cancel()
 	if err == nil {
 		err = r.writable()
@@ -182,7 +182,7 @@ func (s *Server) NfsV3Nfsproc3Symlink(ctx context.Context, a *nfsv3.Symlink3args
 // Mknod: keel stores regular files, directories and symlinks only; device
 // nodes, sockets and FIFOs are NOTSUPP (which RFC 1813 allows).
 func (s *Server) NfsV3Nfsproc3Mknod(ctx context.Context, a *nfsv3.Mknod3args) (nfsv3.Mknod3res, error) {
-	r, h, cancel, err := s.begin(ctx, a.Where.Dir.Data)
+	r, h, cancel, err := s.beginChange(ctx, a.Where.Dir.Data)
 	defer cancel()
 	if err == nil {
 		err = r.writable()
@@ -195,7 +195,7 @@ func (s *Server) NfsV3Nfsproc3Mknod(ctx context.Context, a *nfsv3.Mknod3args) (n
 
 // dirChange runs a change in one directory (REMOVE, RMDIR).
 func (s *Server) dirChange(ctx context.Context, where nfsv3.Diropargs3, op func(r *request, vol, dir uint64, name string) (fsstate.Result, error)) (nfsv3.WccData, error) {
-	r, h, cancel, err := s.begin(ctx, where.Dir.Data)
+	r, h, cancel, err := s.beginChange(ctx, where.Dir.Data)
 	defer cancel()
 	var res fsstate.Result
 	if err == nil {
@@ -234,7 +234,7 @@ func (s *Server) NfsV3Nfsproc3Rmdir(ctx context.Context, a *nfsv3.Rmdir3args) (n
 
 func (s *Server) NfsV3Nfsproc3Rename(ctx context.Context, a *nfsv3.Rename3args) (nfsv3.Rename3res, error) {
 	ctx = exactlyOnce(ctx, a)
-	r, from, cancel, err := s.begin(ctx, a.From.Dir.Data)
+	r, from, cancel, err := s.beginChange(ctx, a.From.Dir.Data)
 	defer cancel()
 	var res fsstate.Result
 	var to fh.Handle
@@ -247,11 +247,8 @@ func (s *Server) NfsV3Nfsproc3Rename(ctx context.Context, a *nfsv3.Rename3args) 
 			err = nfsErr(nfsv3.NFS3ERR_XDEV)
 		}
 	}
-	if err == nil {
-		if at, gerr := r.st.GetAttr(to.Vol, to.Ino); gerr != nil || at.Gen != to.Gen {
-			err = nfsErr(nfsv3.NFS3ERR_STALE)
-		}
-	}
+	// The destination directory is checked when the rename is applied
+	// (inode numbers are never reused, so a removed one cannot match).
 	if err == nil {
 		res, err = s.FS.Rename(r.ctx, r.cred, from.Vol, from.Ino, a.From.Name, to.Ino, a.To.Name)
 	}
@@ -264,7 +261,7 @@ func (s *Server) NfsV3Nfsproc3Rename(ctx context.Context, a *nfsv3.Rename3args) 
 
 func (s *Server) NfsV3Nfsproc3Link(ctx context.Context, a *nfsv3.Link3args) (nfsv3.Link3res, error) {
 	ctx = exactlyOnce(ctx, a)
-	r, file, cancel, err := s.begin(ctx, a.File.Data)
+	r, file, cancel, err := s.beginChange(ctx, a.File.Data)
 	defer cancel()
 	var res fsstate.Result
 	var dir fh.Handle
