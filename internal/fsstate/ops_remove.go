@@ -30,42 +30,53 @@ func dropLink(t *txn, v *volume, n *inode, now Time) {
 	t.dirty(n)
 }
 
-// opRemove unlinks the non-directory Name from directory Dir (EISDIR for a
-// directory, as NFS REMOVE). The inode is freed with its last link.
-func opRemove(t *txn, c *Command) (Result, error) {
+// unlinkTarget resolves Dir/Name for REMOVE and RMDIR and checks that the
+// caller may unlink it: search and write permission on the directory and
+// the sticky bit. dotErr is the error for "." and "..".
+func unlinkTarget(t *txn, c *Command, dotErr error) (*volume, *inode, dent, *inode, error) {
 	v, err := t.volume(c.Vol)
 	if err != nil {
-		return Result{}, err
+		return nil, nil, dent{}, nil, err
 	}
 	d, err := t.dir(c.Vol, c.Dir)
 	if err != nil {
-		return Result{}, err
+		return nil, nil, dent{}, nil, err
 	}
 	if c.Name == "." || c.Name == ".." {
-		return Result{}, syscall.EISDIR
+		return nil, nil, dent{}, nil, dotErr
 	}
 	if err := checkName(c.Name); err != nil {
-		return Result{}, err
+		return nil, nil, dent{}, nil, err
 	}
 	if err := needSearch(d, c.Cred); err != nil {
-		return Result{}, err
+		return nil, nil, dent{}, nil, err
 	}
 	e, ok, err := t.lookup(c.Vol, c.Dir, c.Name)
 	if err != nil {
-		return Result{}, err
+		return nil, nil, dent{}, nil, err
 	}
 	if !ok {
-		return Result{}, syscall.ENOENT
+		return nil, nil, dent{}, nil, syscall.ENOENT
 	}
 	n, err := entryInode(t, c.Vol, e)
 	if err != nil {
-		return Result{}, err
+		return nil, nil, dent{}, nil, err
 	}
 	if err := needDirWrite(d, c.Cred); err != nil {
-		return Result{}, err
+		return nil, nil, dent{}, nil, err
 	}
 	if !stickyAllows(d, n, c.Cred) {
-		return Result{}, syscall.EPERM
+		return nil, nil, dent{}, nil, syscall.EPERM
+	}
+	return v, d, e, n, nil
+}
+
+// opRemove unlinks the non-directory Name from directory Dir (EISDIR for a
+// directory, as NFS REMOVE). The inode is freed with its last link.
+func opRemove(t *txn, c *Command) (Result, error) {
+	v, d, e, n, err := unlinkTarget(t, c, syscall.EISDIR)
+	if err != nil {
+		return Result{}, err
 	}
 	if n.Type == TypeDir {
 		return Result{}, syscall.EISDIR
@@ -80,39 +91,9 @@ func opRemove(t *txn, c *Command) (Result, error) {
 // opRmdir removes the empty directory Name from Dir. "." and ".." give
 // EINVAL, a non-directory ENOTDIR, a directory with entries ENOTEMPTY.
 func opRmdir(t *txn, c *Command) (Result, error) {
-	v, err := t.volume(c.Vol)
+	v, d, e, n, err := unlinkTarget(t, c, syscall.EINVAL)
 	if err != nil {
 		return Result{}, err
-	}
-	d, err := t.dir(c.Vol, c.Dir)
-	if err != nil {
-		return Result{}, err
-	}
-	if c.Name == "." || c.Name == ".." {
-		return Result{}, syscall.EINVAL
-	}
-	if err := checkName(c.Name); err != nil {
-		return Result{}, err
-	}
-	if err := needSearch(d, c.Cred); err != nil {
-		return Result{}, err
-	}
-	e, ok, err := t.lookup(c.Vol, c.Dir, c.Name)
-	if err != nil {
-		return Result{}, err
-	}
-	if !ok {
-		return Result{}, syscall.ENOENT
-	}
-	n, err := entryInode(t, c.Vol, e)
-	if err != nil {
-		return Result{}, err
-	}
-	if err := needDirWrite(d, c.Cred); err != nil {
-		return Result{}, err
-	}
-	if !stickyAllows(d, n, c.Cred) {
-		return Result{}, syscall.EPERM
 	}
 	if n.Type != TypeDir {
 		return Result{}, syscall.ENOTDIR
