@@ -70,6 +70,27 @@ func walk(s *fsstate.Store, vol uint64, parts []string) (parent fsstate.Attr, a 
 	return parent, a, nil
 }
 
+// resolve finds the request's volume and path in the state a read sees,
+// answering the error itself when it fails.
+func (n *Node) resolve(w http.ResponseWriter, r *http.Request, parts []string) (*fsstate.Store, fsstate.Volume, fsstate.Attr, fsstate.Attr, bool) {
+	s, err := n.view(r)
+	if err != nil {
+		n.writeErr(w, err)
+		return nil, fsstate.Volume{}, fsstate.Attr{}, fsstate.Attr{}, false
+	}
+	vol, err := s.VolumeByName(r.PathValue("vol"))
+	if err != nil {
+		n.writeErr(w, err)
+		return nil, vol, fsstate.Attr{}, fsstate.Attr{}, false
+	}
+	parent, a, err := walk(s, vol.ID, parts)
+	if err != nil {
+		n.writeErr(w, err)
+		return nil, vol, parent, a, false
+	}
+	return s, vol, parent, a, true
+}
+
 func (n *Node) handlePutFile(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q := r.URL.Query()
@@ -212,19 +233,8 @@ func (n *Node) copyIn(r *http.Request, vol, ino, off uint64) (uint64, error) {
 }
 
 func (n *Node) handleGetFile(w http.ResponseWriter, r *http.Request) {
-	s, err := n.view(r)
-	if err != nil {
-		n.writeErr(w, err)
-		return
-	}
-	vol, err := s.VolumeByName(r.PathValue("vol"))
-	if err != nil {
-		n.writeErr(w, err)
-		return
-	}
-	_, a, err := walk(s, vol.ID, splitPath(r.PathValue("path")))
-	if err != nil {
-		n.writeErr(w, err)
+	s, vol, _, a, ok := n.resolve(w, r, splitPath(r.PathValue("path")))
+	if !ok {
 		return
 	}
 	switch a.Type {
@@ -307,21 +317,11 @@ func (n *Node) handleDeleteFile(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "a path is needed after the volume name; to delete a volume use `keel volume delete`")
 		return
 	}
-	s, err := n.view(r)
-	if err != nil {
-		n.writeErr(w, err)
+	_, vol, parent, a, ok := n.resolve(w, r, parts)
+	if !ok {
 		return
 	}
-	vol, err := s.VolumeByName(r.PathValue("vol"))
-	if err != nil {
-		n.writeErr(w, err)
-		return
-	}
-	parent, a, err := walk(s, vol.ID, parts)
-	if err != nil {
-		n.writeErr(w, err)
-		return
-	}
+	var err error
 	name := parts[len(parts)-1]
 	if a.Type == fsstate.TypeDir {
 		_, err = n.fs.Rmdir(r.Context(), nil, vol.ID, parent.Ino, name)
