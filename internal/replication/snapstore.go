@@ -1,12 +1,9 @@
 package replication
 
 import (
-	"bufio"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -23,15 +20,7 @@ import (
 // taking one costs a memtable flush, not a copy of the state.
 //
 // A snapshot leaves a node only as a stream (InstallSnapshot to a follower
-// that is too far behind for the log). The stream format is simple and its
-// length is known in advance, as raft requires:
-//
-//	"KEELSNP1" kind:u8 idlen:u16 id
-//	{ namelen:u16 name size:u64 data crc32c(data):u32 }*  namelen=0
-//
-// kind is 'D' for a data node's state and 'W' for a witness's (which holds no
-// state); a data node refuses to restore a 'W' stream, so a witness that
-// briefly leads can never wipe a data node.
+// that is too far behind for the log); see stream.go for its format.
 type snapStore struct {
 	dir    string
 	retain int
@@ -40,19 +29,14 @@ type snapStore struct {
 }
 
 const (
-	snapMagic   = "KEELSNP1"
-	kindData    = 'D'
-	kindWitness = 'W'
-	metaFile    = "meta.json"
-	stateDir    = "state"
+	metaFile = "meta.json"
+	stateDir = "state"
 )
 
 var (
 	errWitnessSnapshot = errors.New("replication: snapshot comes from a witness and holds no state")
 	errBadSnapshot     = errors.New("replication: malformed snapshot stream")
 )
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 type snapMeta struct {
 	raft.SnapshotMeta
@@ -183,141 +167,6 @@ func (s *snapStore) reap() {
 	}
 	for i := s.retain; i < len(metas); i++ {
 		_ = os.RemoveAll(filepath.Join(s.dir, metas[i].ID))
-	}
-}
-
-// streamPlan lists the files of a checkpoint directory and the exact length
-// of the stream that writeStream produces for them.
-func streamPlan(dir, id string) ([]os.FileInfo, int64, error) {
-	var files []os.FileInfo
-	ents, err := os.ReadDir(dir)
-	if err != nil && !os.IsNotExist(err) {
-		return nil, 0, fmt.Errorf("replication: snapshot files: %w", err)
-	}
-	size := int64(len(snapMagic) + 1 + 2 + len(id))
-	for _, e := range ents {
-		if e.IsDir() {
-			continue // pebble checkpoints are flat
-		}
-		fi, err := e.Info()
-		if err != nil {
-			return nil, 0, fmt.Errorf("replication: snapshot files: %w", err)
-		}
-		files = append(files, fi)
-		size += int64(2+len(fi.Name())+8+4) + fi.Size()
-	}
-	size += 2
-	return files, size, nil
-}
-
-func writeStream(w io.Writer, kind byte, id, dir string, files []os.FileInfo) error {
-	bw := bufio.NewWriterSize(w, 1<<20)
-	hdr := append([]byte(snapMagic), kind)
-	hdr = binary.BigEndian.AppendUint16(hdr, uint16(len(id)))
-	hdr = append(hdr, id...)
-	if _, err := bw.Write(hdr); err != nil {
-		return err
-	}
-	for _, fi := range files {
-		f, err := os.Open(filepath.Join(dir, fi.Name()))
-		if err != nil {
-			return fmt.Errorf("replication: snapshot file: %w", err)
-		}
-		h := binary.BigEndian.AppendUint16(nil, uint16(len(fi.Name())))
-		h = append(h, fi.Name()...)
-		h = binary.BigEndian.AppendUint64(h, uint64(fi.Size()))
-		if _, err := bw.Write(h); err != nil {
-			f.Close()
-			return err
-		}
-		crc := crc32.New(castagnoli)
-		n, err := io.Copy(io.MultiWriter(bw, crc), io.LimitReader(f, fi.Size()))
-		f.Close()
-		if err != nil {
-			return err
-		}
-		if n != fi.Size() {
-			return fmt.Errorf("replication: snapshot file %s changed size while streaming", fi.Name())
-		}
-		if _, err := bw.Write(binary.BigEndian.AppendUint32(nil, crc.Sum32())); err != nil {
-			return err
-		}
-	}
-	if _, err := bw.Write([]byte{0, 0}); err != nil {
-		return err
-	}
-	return bw.Flush()
-}
-
-// readStreamHeader reads the magic, kind and id of a stream.
-func readStreamHeader(r io.Reader) (kind byte, id string, err error) {
-	var h [len(snapMagic) + 3]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
-		return 0, "", fmt.Errorf("%w: header: %v", errBadSnapshot, err)
-	}
-	if string(h[:len(snapMagic)]) != snapMagic {
-		return 0, "", fmt.Errorf("%w: bad magic", errBadSnapshot)
-	}
-	kind = h[len(snapMagic)]
-	idb := make([]byte, binary.BigEndian.Uint16(h[len(snapMagic)+1:]))
-	if _, err := io.ReadFull(r, idb); err != nil {
-		return 0, "", fmt.Errorf("%w: id: %v", errBadSnapshot, err)
-	}
-	return kind, string(idb), nil
-}
-
-// readStreamFiles reads the file records of a stream after its header into
-// dir (or discards them when dir is empty), checking every checksum.
-func readStreamFiles(r io.Reader, dir string) error {
-	var buf [8]byte
-	for {
-		if _, err := io.ReadFull(r, buf[:2]); err != nil {
-			return fmt.Errorf("%w: %v", errBadSnapshot, err)
-		}
-		nl := binary.BigEndian.Uint16(buf[:2])
-		if nl == 0 {
-			return nil
-		}
-		name := make([]byte, nl)
-		if _, err := io.ReadFull(r, name); err != nil {
-			return fmt.Errorf("%w: %v", errBadSnapshot, err)
-		}
-		if strings.ContainsAny(string(name), "/\\") || string(name) == "." || string(name) == ".." {
-			return fmt.Errorf("%w: bad file name %q", errBadSnapshot, name)
-		}
-		if _, err := io.ReadFull(r, buf[:8]); err != nil {
-			return fmt.Errorf("%w: %v", errBadSnapshot, err)
-		}
-		size := int64(binary.BigEndian.Uint64(buf[:8]))
-		var w io.Writer = io.Discard
-		var f *os.File
-		if dir != "" {
-			var err error
-			f, err = os.OpenFile(filepath.Join(dir, string(name)), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-			if err != nil {
-				return fmt.Errorf("replication: snapshot file: %w", err)
-			}
-			w = f
-		}
-		crc := crc32.New(castagnoli)
-		_, err := io.CopyN(io.MultiWriter(w, crc), r, size)
-		if err == nil && f != nil {
-			err = f.Sync()
-		}
-		if f != nil {
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("%w: file %s: %v", errBadSnapshot, name, err)
-		}
-		if _, err := io.ReadFull(r, buf[:4]); err != nil {
-			return fmt.Errorf("%w: %v", errBadSnapshot, err)
-		}
-		if binary.BigEndian.Uint32(buf[:4]) != crc.Sum32() {
-			return fmt.Errorf("%w: file %s: checksum mismatch", errBadSnapshot, name)
-		}
 	}
 }
 

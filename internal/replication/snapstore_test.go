@@ -91,3 +91,53 @@ func TestDataNodeRefusesWitnessSnapshot(t *testing.T) {
 		t.Fatalf("restore of a witness snapshot: %v", err)
 	}
 }
+
+func TestSnapshotStreamSubdirsAndHardLinks(t *testing.T) {
+	src := t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(src, "volsnaps", "1", "daily"), 0o700))
+	big := bytes.Repeat([]byte("sst"), 50000)
+	must(os.WriteFile(filepath.Join(src, "000007.sst"), big, 0o600))
+	must(os.Link(filepath.Join(src, "000007.sst"), filepath.Join(src, "volsnaps", "1", "daily", "000007.sst")))
+	must(os.WriteFile(filepath.Join(src, "volsnaps", "1", "daily", "MANIFEST"), []byte("m"), 0o600))
+
+	plan, size, err := streamPlan(src, "id")
+	must(err)
+	var buf bytes.Buffer
+	must(writeStream(&buf, kindData, "id", src, plan))
+	if int64(buf.Len()) != size {
+		t.Fatalf("stream is %d bytes, plan said %d", buf.Len(), size)
+	}
+	if size > int64(len(big))+1000 {
+		t.Fatalf("a hard-linked file was sent twice: stream of %d bytes for %d bytes of data", size, len(big))
+	}
+	dst := t.TempDir()
+	if _, _, err := readStreamHeader(&buf); err != nil {
+		t.Fatal(err)
+	}
+	must(readStreamFiles(&buf, dst))
+	for _, p := range []string{"000007.sst", "volsnaps/1/daily/000007.sst"} {
+		got, err := os.ReadFile(filepath.Join(dst, p))
+		if err != nil || !bytes.Equal(got, big) {
+			t.Fatalf("%s: %d bytes, %v", p, len(got), err)
+		}
+	}
+}
+
+func TestSnapshotStreamRefusesEscapingNames(t *testing.T) {
+	for _, name := range []string{"../x", "/etc/passwd", "a/../../x", "", "."} {
+		var b bytes.Buffer
+		b.WriteByte(recFile)
+		b.Write([]byte{0, byte(len(name))})
+		b.WriteString(name)
+		b.Write(make([]byte, 8+4))
+		if err := readStreamFiles(&b, t.TempDir()); err == nil {
+			t.Fatalf("name %q accepted", name)
+		}
+	}
+}
