@@ -4,7 +4,11 @@
 // restarts, a handle for a removed inode gives STALE (its generation no
 // longer matches), and a forged or altered one is detected (BADHANDLE).
 //
-//	version:1 | volume:8 | inode:8 | generation:8 | mac:16   (41 bytes)
+//	version 1 | volume:8 | inode:8 | generation:8 | mac:16              (41 bytes)
+//	version 2 | volume:8 | inode:8 | generation:8 | snapshot:8 | mac:16 (49 bytes)
+//
+// Version 2 names an inode in a volume snapshot (read-only), by the raft
+// index at which the snapshot was taken.
 package fh
 
 import (
@@ -14,11 +18,18 @@ import (
 	"errors"
 )
 
-// Version is the handle format version.
-const Version = 1
+// Handle format versions.
+const (
+	Version         = 1
+	VersionSnapshot = 2
+)
 
-// Size is the length of a handle.
-const Size = 1 + 8 + 8 + 8 + 16
+// Size is the length of a handle of the live volume; SnapshotSize of one in
+// a snapshot.
+const (
+	Size         = 1 + 8 + 8 + 8 + 16
+	SnapshotSize = Size + 8
+)
 
 // ErrBadHandle is returned for a handle that was not made by this cluster,
 // was altered, or has an unknown format.
@@ -26,9 +37,10 @@ var ErrBadHandle = errors.New("fh: bad file handle")
 
 // Handle identifies an inode.
 type Handle struct {
-	Vol uint64
-	Ino uint64
-	Gen uint64
+	Vol  uint64
+	Ino  uint64
+	Gen  uint64
+	Snap uint64 // 0: the live volume; else the snapshot taken at this raft index
 }
 
 // Codec makes and checks handles under one secret.
@@ -48,25 +60,42 @@ func (c *Codec) mac(b []byte) []byte {
 
 // Encode returns the wire form of h.
 func (c *Codec) Encode(h Handle) []byte {
-	b := make([]byte, 0, Size)
-	b = append(b, Version)
+	b := make([]byte, 0, SnapshotSize)
+	if h.Snap == 0 {
+		b = append(b, Version)
+	} else {
+		b = append(b, VersionSnapshot)
+	}
 	b = binary.BigEndian.AppendUint64(b, h.Vol)
 	b = binary.BigEndian.AppendUint64(b, h.Ino)
 	b = binary.BigEndian.AppendUint64(b, h.Gen)
+	if h.Snap != 0 {
+		b = binary.BigEndian.AppendUint64(b, h.Snap)
+	}
 	return append(b, c.mac(b)...)
 }
 
 // Decode checks and parses a handle.
 func (c *Codec) Decode(b []byte) (Handle, error) {
-	if len(b) != Size || b[0] != Version {
+	n := len(b)
+	switch {
+	case n == Size && b[0] == Version, n == SnapshotSize && b[0] == VersionSnapshot:
+	default:
 		return Handle{}, ErrBadHandle
 	}
-	if !hmac.Equal(c.mac(b[:Size-16]), b[Size-16:]) {
+	if !hmac.Equal(c.mac(b[:n-16]), b[n-16:]) {
 		return Handle{}, ErrBadHandle
 	}
-	return Handle{
+	h := Handle{
 		Vol: binary.BigEndian.Uint64(b[1:]),
 		Ino: binary.BigEndian.Uint64(b[9:]),
 		Gen: binary.BigEndian.Uint64(b[17:]),
-	}, nil
+	}
+	if b[0] == VersionSnapshot {
+		h.Snap = binary.BigEndian.Uint64(b[25:])
+		if h.Snap == 0 {
+			return Handle{}, ErrBadHandle
+		}
+	}
+	return h, nil
 }

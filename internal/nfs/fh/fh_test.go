@@ -29,6 +29,14 @@ func TestHandleRoundTripAndForgery(t *testing.T) {
 	if _, err := NewCodec([]byte("other")).Decode(b); !errors.Is(err, ErrBadHandle) {
 		t.Fatal("another cluster's handle accepted")
 	}
+	snap := Handle{Vol: 3, Ino: 9, Gen: 1, Snap: 77}
+	sb := c.Encode(snap)
+	if got, err := c.Decode(sb); err != nil || got != snap || len(sb) != SnapshotSize {
+		t.Fatalf("snapshot handle: %+v %v (%d bytes)", got, err, len(sb))
+	}
+	if string(sb[:25]) == string(c.Encode(Handle{Vol: 3, Ino: 9, Gen: 1})[:25]) {
+		t.Fatal("a snapshot handle must differ from the live one")
+	}
 	for _, n := range []int{0, 1, Size - 1, Size + 1, 64} {
 		if _, err := c.Decode(make([]byte, n)); !errors.Is(err, ErrBadHandle) {
 			t.Fatalf("%d-byte handle accepted", n)
