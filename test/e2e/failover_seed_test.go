@@ -11,25 +11,40 @@ import (
 
 // TestSeedWalkthrough is the seed's verification of fail-over, step by
 // step: two data nodes and a witness, two client machines (two `keel
-// tunnel` processes, each with its own NFS and status port).
+// tunnel` processes, each with its own NFS and status port). Every
+// node.yaml says `prefer: n1` (Heartbeat's auto_failback on), so n1 is the
+// active node, as the seed's primary is, and gets the role back.
 //
 //  1. Through tunnel 1 create foo and bar; through tunnel 2 see both, and
 //     create foobar and barbaz.
-//  2. kill -9 the active node; the other data node becomes active (the
+//  2. n1 is the active node.
+//  3. kill -9 the active node n1; the other data node becomes active (the
 //     witness does not stay leader).
-//  3. Through both tunnels the earlier files read back right, and foobarbaz,
+//  4. Through both tunnels the earlier files read back right, and foobarbaz,
 //     barbazfoo, bazfoobar and barfoo are created, each nfs-cp exiting 0 on
 //     its one try: the tunnel hides the fail-over.
-//  4. The killed node restarts and catches up; all eight files are listed
-//     the same through both tunnels and have the same sha256 on every data
-//     node.
+//  5. n1 restarts, catches up and, preferred, becomes the active node again
+//     within 20 s; all eight files are listed and read back the same
+//     through both tunnels, and every data node has the same state hash at
+//     the same applied index.
 //
-// A third connection, held open through tunnel 1 across the kill as a
-// mounted client's would be, must survive the fail-over: the tunnel then
-// reports a reconnect and the new active node.
+// A third connection, held open through tunnel 1 across the kill and the
+// fail-back as a mounted client's would be, must survive both: the tunnel
+// then reports reconnects and the active node of the moment.
 func TestSeedWalkthrough(t *testing.T) {
 	requireLibnfs(t)
-	c := startCluster(t, Shape{Data: 2, Witness: true})
+	c := initCluster(t, Shape{Data: 2, Witness: true})
+	for _, m := range c.Members {
+		editYAML(t, m.Config, func(doc map[string]any) { doc["prefer"] = "n1" })
+	}
+	c.StartAll()
+	c.WaitLeader(30*time.Second, "")
+	n1 := c.Member("n1")
+	// (2) comes first: fail-back makes n1 active within a few seconds of
+	// the start, and it stays so while it is up.
+	startedAt := time.Now()
+	waitActive(t, c, n1, 20*time.Second)
+	t.Logf("n1 (preferred) is the active node %v after the start", time.Since(startedAt).Round(time.Millisecond))
 	c.exportVolume("data")
 	t1, t2 := c.startTunnel("client1"), c.startTunnel("client2")
 
@@ -67,17 +82,21 @@ func TestSeedWalkthrough(t *testing.T) {
 		t.Fatalf("NULL through tunnel client1 before the kill: %v", err)
 	}
 
-	// (2) The active node is the leader's process; a witness that happens to
-	// lead hands over at once.
+	// (2) The active node is the leader's process: n1.
 	old := c.waitCLILeader(20*time.Second, "")
+	if old != n1 {
+		t.Fatalf("keel status shows %s active before the kill; want the preferred n1", old.ID)
+	}
 	if st := t1.Status(); st.ActiveNode != old.ID {
 		t.Logf("note: tunnel client1 says the active node is %q, status says %s", st.ActiveNode, old.ID)
 	}
+
+	// (3)
 	killedAt := time.Now()
 	old.Kill9()
 	t.Logf("killed the active node %s (kill -9)", old.ID)
 
-	// (3) The first write starts right away: the tunnel holds it until the
+	// (4) The first write starts right away: the tunnel holds it until the
 	// other data node is active.
 	put(t1, "foobarbaz")
 	failover := time.Since(killedAt)
@@ -126,14 +145,37 @@ func TestSeedWalkthrough(t *testing.T) {
 		t.Errorf("tunnel client2 reports active node %q; want %s", st2.ActiveNode, survivor.ID)
 	}
 
-	// (4)
+	// (5) n1 comes back, catches up and takes the active role back.
 	old.Start()
-	waitConverged(t, c.DataMembers(), 30*time.Second)
+	restartedAt := time.Now()
+	t.Logf("restarted %s", old.ID)
+	waitActive(t, c, old, 20*time.Second)
+	t.Logf("fail-back: %s is the active node again %v after its restart", old.ID, time.Since(restartedAt).Round(time.Millisecond))
+	if st, err := old.Status(); err == nil && st.Active != nil {
+		t.Logf("%s active: %+v", old.ID, *st.Active)
+	}
 	want := []string{"bar", "barbaz", "barbazfoo", "barfoo", "bazfoobar", "foo", "foobar", "foobarbaz"}
 	l1, l2 := list(t1), list(t2)
 	if !slices.Equal(l1, want) || !slices.Equal(l2, want) {
 		t.Errorf("after %s's restart: tunnel client1 lists %v, client2 lists %v; want both %v", old.ID, l1, l2, want)
 	}
+	files.checkThrough(t, t1.Port, "data")
+	files.checkThrough(t, t2.Port, "data")
+	if err := held.null(20 * time.Second); err != nil {
+		t.Errorf("the connection held open through tunnel client1 did not survive the fail-back: %v", err)
+	}
+	for _, tp := range []*tunnelProc{t1, t2} {
+		st := tp.Status()
+		t.Logf("tunnel %s status after the fail-back: %+v", tp.name, st)
+		if st.ActiveNode != old.ID {
+			t.Errorf("tunnel %s reports active node %q after the fail-back; want %s", tp.name, st.ActiveNode, old.ID)
+		}
+	}
+	if st := t1.Status(); st.Reconnects < 2 {
+		t.Errorf("tunnel client1 reports %d reconnects after the kill and the fail-back; want ≥ 2", st.Reconnects)
+	}
+	hs := waitConverged(t, c.DataMembers(), 30*time.Second)
+	t.Logf("state of the data nodes: %v", hs)
 	files.checkOnNodes(t, "data", c.DataMembers())
 	for _, p := range files.paths() {
 		var sums []string
@@ -143,4 +185,24 @@ func TestSeedWalkthrough(t *testing.T) {
 		}
 		t.Logf("%-11s %v", p, sums)
 	}
+}
+
+// waitActive waits until keel status shows m leading and m's own status
+// shows it active.
+func waitActive(t *testing.T, c *Cluster, m *Member, timeout time.Duration) {
+	t.Helper()
+	waitFor(t, timeout, m.ID+" to be the active node", func() (bool, string) {
+		st, err := c.cliStatus()
+		if err != nil {
+			return false, err.Error()
+		}
+		if st.Leader != m.ID {
+			return false, fmt.Sprintf("keel status shows leader %q", st.Leader)
+		}
+		ns, err := m.Status()
+		if err != nil {
+			return false, err.Error()
+		}
+		return ns.Active != nil, fmt.Sprintf("%s state %s, active %v", m.ID, ns.Raft.State, ns.Active)
+	})
 }

@@ -14,7 +14,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -301,6 +300,3 @@ func within(t *testing.T, d time.Duration, what string, fn func() error) {
 		t.Fatalf("%s: no answer within %v", what, d)
 	}
 }
-
-// errIs reports whether err is, or wraps, target.
-func errIs(err, target error) bool { return errors.Is(err, target) }
