@@ -91,8 +91,35 @@ func (n *Node) handleTunnel(w http.ResponseWriter, r *http.Request) {
 	id := n.tunnels.add(cluster.TunnelInfo{Client: who, Remote: conn.RemoteAddr().String(), Since: time.Now()})
 	defer n.tunnels.remove(id)
 	n.log.Info("tunnel connected", "client", who, "remote", conn.RemoteAddr().String())
+	served := make(chan struct{})
+	go n.dropTunnelIfDeposed(conn, served)
 	n.nfs.ServeConn(&bufferedConn{Conn: conn, r: brw.Reader})
+	close(served)
 	n.log.Info("tunnel disconnected", "client", who, "remote", conn.RemoteAddr().String())
+}
+
+// dropTunnelIfDeposed closes a tunnel connection as soon as this node is no
+// longer the leader, until served is closed. watchActive's CloseConnections
+// alone leaves a gap: a tunnel accepted just before the node stopped leading
+// may be registered with the NFS server only after that sweep, and would
+// then be served by a non-leader, answering every call "try again", for as
+// long as the tunnel keeps it (the tunnel leaves a node only when the
+// connection drops or stops answering).
+func (n *Node) dropTunnelIfDeposed(conn net.Conn, served <-chan struct{}) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if !n.repl.IsLeader() {
+			n.log.Info("no longer the leader; dropping a tunnel connection", "remote", conn.RemoteAddr().String())
+			_ = conn.Close()
+			return
+		}
+		select {
+		case <-served:
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // bufferedConn reads through the buffer the HTTP server may already have
