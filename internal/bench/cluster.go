@@ -24,20 +24,25 @@ const (
 // localCluster is a cluster of `keel serve` processes on loopback, each
 // with its own directory under dir.
 type localCluster struct {
-	dir    string
-	nodes  []*nodeProc
-	client *cluster.Client
-	leader string // node id of the leader once started
+	dir          string
+	nodes        []*nodeProc
+	client       *cluster.Client
+	clientConfig string // client.yaml of the cluster
+	leader       string // node id of the leader once started
 }
 
 // nodeProc is one running `keel serve`.
 type nodeProc struct {
 	id      string
+	exe     string // the keel binary
+	cfgPath string // its node.yaml
+	nodeDir string
 	dataDir string
 	log     string
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when the process has exited
 	err     error         // its exit status, once done is closed
+	killed  bool          // killed on purpose (kill9): its exit is no failure
 }
 
 // startCluster generates a cluster of n data nodes in dir on free loopback
@@ -64,16 +69,17 @@ func startCluster(ctx context.Context, exe, dir string, n int) (*localCluster, e
 	return c, nil
 }
 
-// generate writes the certificates and configs of an n-data-node cluster.
+// generate writes the certificates and configs of an n-data-node cluster,
+// each node with a raft, an admin and an NFS port.
 func generate(dir string, n int) (*config.Layout, error) {
-	ports, err := freePorts(2 * n)
+	ports, err := freePorts(3 * n)
 	if err != nil {
 		return nil, err
 	}
 	spec := config.InitSpec{Dir: dir}
 	for i := range n {
 		spec.Nodes = append(spec.Nodes, config.NodeSpec{ID: fmt.Sprintf("n%d", i+1), Role: config.RoleData,
-			Host: "127.0.0.1", RaftPort: ports[2*i], AdminPort: ports[2*i+1]})
+			Host: "127.0.0.1", RaftPort: ports[3*i], AdminPort: ports[3*i+1], NFSPort: ports[3*i+2]})
 	}
 	lay, err := config.Generate(spec)
 	if err != nil {
@@ -100,7 +106,7 @@ func freePorts(k int) ([]int, error) {
 // only, so that logging adds little to the node's disk writes) to
 // nodeDir/keel.log.
 func startNode(exe, id, cfgPath, nodeDir string) (*nodeProc, error) {
-	p := &nodeProc{id: id, dataDir: filepath.Join(nodeDir, config.NodeDataDir),
+	p := &nodeProc{id: id, exe: exe, cfgPath: cfgPath, nodeDir: nodeDir, dataDir: filepath.Join(nodeDir, config.NodeDataDir),
 		log: filepath.Join(nodeDir, "keel.log"), done: make(chan struct{})}
 	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -142,6 +148,7 @@ func (p *nodeProc) failure() error {
 // connect makes the client and waits until every node answers and one of
 // them leads.
 func (c *localCluster) connect(ctx context.Context, clientConfig string) error {
+	c.clientConfig = clientConfig
 	cc, err := config.LoadClient(clientConfig)
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
@@ -167,10 +174,11 @@ func (c *localCluster) connect(ctx context.Context, clientConfig string) error {
 	return fmt.Errorf("bench: the cluster in %s had no leader with every node up after %s", c.dir, startTimeout)
 }
 
-// failed returns the failure of the first node that exited, if any.
+// failed returns the failure of the first node that exited, if any; a node
+// killed on purpose (kill9) has not failed.
 func (c *localCluster) failed() error {
 	for _, p := range c.nodes {
-		if p.exited() {
+		if p.exited() && !p.killed {
 			return p.failure()
 		}
 	}
@@ -183,6 +191,58 @@ func (c *localCluster) pids() []int {
 		out[i] = p.pid()
 	}
 	return out
+}
+
+// node returns the process of node id, or nil.
+func (c *localCluster) node(id string) *nodeProc {
+	for _, p := range c.nodes {
+		if p.id == id {
+			return p
+		}
+	}
+	return nil
+}
+
+// kill9 kills node id with SIGKILL, as a crash would (no shutdown, nothing
+// flushed), and waits until it has exited.
+func (c *localCluster) kill9(id string) error {
+	p := c.node(id)
+	if p == nil {
+		return fmt.Errorf("bench: no node %q to kill", id)
+	}
+	if p.exited() {
+		return p.failure()
+	}
+	p.killed = true
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		return fmt.Errorf("bench: kill -9 node %s: %w", id, err)
+	}
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(stopTimeout):
+		return fmt.Errorf("bench: node %s (pid %d) still runs %s after SIGKILL", id, p.pid(), stopTimeout)
+	}
+}
+
+// restart starts node id again, after kill9, from its config and data
+// directory; its log goes on in the same file.
+func (c *localCluster) restart(id string) error {
+	for i, p := range c.nodes {
+		if p.id != id {
+			continue
+		}
+		if !p.exited() {
+			return fmt.Errorf("bench: node %s still runs (pid %d)", id, p.pid())
+		}
+		np, err := startNode(p.exe, p.id, p.cfgPath, p.nodeDir)
+		if err != nil {
+			return err
+		}
+		c.nodes[i] = np
+		return nil
+	}
+	return fmt.Errorf("bench: no node %q to restart", id)
 }
 
 // stop sends every node SIGTERM and waits for them, killing any that

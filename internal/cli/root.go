@@ -63,7 +63,7 @@ keel serve --config node.yaml on each.`,
 	root.PersistentFlags().StringVar(&g.cfgPath, "config", "", "a node's node.yaml or a client's client.yaml (instead of --dir)")
 	root.AddCommand(
 		newInitCmd(g), newServeCmd(g), newUpCmd(g), newStatusCmd(g), newVolumeCmd(g),
-		newFsCmd(g), newFailoverCmd(g), newTunnelCmd(g), newVersionCmd(g),
+		newFsCmd(g), newSnapshotCmd(g), newFailoverCmd(g), newTunnelCmd(g), newVersionCmd(g),
 		newBenchCmd(g),
 	)
 	return root

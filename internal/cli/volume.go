@@ -111,6 +111,6 @@ func newVolumeCmd(g *globals) *cobra.Command {
 		},
 	}
 	del.Flags().BoolVar(&force, "force", false, "delete even if the volume holds files")
-	cmd.AddCommand(create, list, resize, del, newVolumeExportCmd(g))
+	cmd.AddCommand(create, list, resize, del, newVolumeExportCmd(g), newVolumeCloneCmd(g), newVolumeRevertCmd(g))
 	return cmd
 }

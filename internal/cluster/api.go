@@ -92,3 +92,33 @@ type StateHash struct {
 	AppliedIndex uint64 `json:"applied_index"`
 	Hash         string `json:"hash"`
 }
+
+// SnapshotInfo describes a volume snapshot.
+type SnapshotInfo struct {
+	Volume          string    `json:"volume"`
+	Name            string    `json:"name"`
+	Created         time.Time `json:"created"`
+	Index           uint64    `json:"raft_index"` // the snapshot holds the state just before this log entry
+	VolumeUsedBytes uint64    `json:"volume_used_bytes"`
+	VolumeInodes    uint64    `json:"volume_inodes"`
+	HeldBytes       uint64    `json:"held_bytes"` // disk space only this snapshot still holds
+	Missing         bool      `json:"missing,omitempty"`
+}
+
+// SnapshotRequest creates a snapshot.
+type SnapshotRequest struct {
+	Name string `json:"name"`
+}
+
+// CloneRequest makes a volume from a snapshot.
+type CloneRequest struct {
+	Snapshot  string `json:"snapshot"`
+	To        string `json:"to"`
+	SizeBytes uint64 `json:"size_bytes,omitempty"`
+}
+
+// RevertRequest puts a snapshot back.
+type RevertRequest struct {
+	Snapshot string `json:"snapshot"`
+	Force    bool   `json:"force,omitempty"`
+}

@@ -348,3 +348,32 @@ func (c *Client) Hash(ctx context.Context, adminAddr string) (StateHash, error) 
 	var h StateHash
 	return h, c.GetLocal(ctx, adminAddr, "/v1/hash", &h)
 }
+
+// CreateSnapshot snapshots a volume.
+func (c *Client) CreateSnapshot(ctx context.Context, vol, name string) (SnapshotInfo, error) {
+	var s SnapshotInfo
+	return s, c.Do(ctx, http.MethodPost, "/v1/volumes/"+url.PathEscape(vol)+"/snapshots", jsonBody(SnapshotRequest{Name: name}), &s)
+}
+
+// Snapshots lists snapshots (of one volume, or all when vol is "").
+func (c *Client) Snapshots(ctx context.Context, vol string) ([]SnapshotInfo, error) {
+	var out []SnapshotInfo
+	return out, c.Do(ctx, http.MethodGet, "/v1/snapshots?volume="+url.QueryEscape(vol), nil, &out)
+}
+
+// DeleteSnapshot deletes a snapshot.
+func (c *Client) DeleteSnapshot(ctx context.Context, vol, name string) error {
+	return c.Do(ctx, http.MethodDelete, "/v1/volumes/"+url.PathEscape(vol)+"/snapshots/"+url.PathEscape(name), nil, nil)
+}
+
+// CloneVolume makes volume to from vol@snap.
+func (c *Client) CloneVolume(ctx context.Context, vol, snap, to string, size uint64) (VolumeInfo, error) {
+	var v VolumeInfo
+	return v, c.Do(ctx, http.MethodPost, "/v1/volumes/"+url.PathEscape(vol)+"/clone", jsonBody(CloneRequest{Snapshot: snap, To: to, SizeBytes: size}), &v)
+}
+
+// RevertVolume puts vol@snap back into vol.
+func (c *Client) RevertVolume(ctx context.Context, vol, snap string, force bool) (VolumeInfo, error) {
+	var v VolumeInfo
+	return v, c.Do(ctx, http.MethodPost, "/v1/volumes/"+url.PathEscape(vol)+"/revert", jsonBody(RevertRequest{Snapshot: snap, Force: force}), &v)
+}

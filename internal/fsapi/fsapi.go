@@ -36,6 +36,7 @@ type FS struct {
 
 	mu       sync.Mutex
 	reserved map[uint64]uint64 // volume id → bytes of writes in flight
+	writes   writeTracker
 }
 
 // New returns the API over a replicator.
@@ -52,6 +53,9 @@ func (f *FS) apply(ctx context.Context, cmd *fsstate.Command) (fsstate.Result, e
 	}
 	if cmd.Req == nil {
 		cmd.Req = requestFrom(ctx)
+	}
+	if cmd.Vol != 0 {
+		f.writes.touch(cmd.Vol)
 	}
 	res, err := f.r.Apply(ctx, cmd)
 	if err != nil {
@@ -171,6 +175,7 @@ func (f *FS) Write(ctx context.Context, cred *fsstate.Cred, vol, ino, off uint64
 		end := min(start+fsstate.MaxEntryData, len(data))
 		cmds = append(cmds, &fsstate.Command{Op: fsstate.OpWrite, Time: now, Cred: cred, Vol: vol, Ino: ino, Offset: off + uint64(start), Data: data[start:end]})
 	}
+	f.writes.touch(vol)
 	results, err := f.r.ApplyMany(ctx, cmds)
 	if err != nil {
 		return fsstate.Result{}, err

@@ -116,10 +116,16 @@ const (
 	OpRename
 	OpLink
 	OpSetExport // replace a volume's NFS export settings (VolName, Export)
+
+	// Volume snapshots (volsnap.go).
+	OpSnapshotCreate // snapshot volume VolName as SnapName (Time: its creation time)
+	OpSnapshotDelete // delete snapshot SnapName of volume VolName
+	OpVolumeClone    // new volume ToName (SizeLimit, 0: the source's) from snapshot SnapName of VolName
+	OpVolumeRevert   // put snapshot SnapName's content back into volume VolName
 )
 
 // lastOp is the highest Op value a command may carry.
-const lastOp = OpSetExport
+const lastOp = OpVolumeRevert
 
 // Command is one state-machine operation, carried in one raft log entry. Every
 // value that must be identical on all replicas (time above all) is chosen by
@@ -141,7 +147,7 @@ type Command struct {
 	Dir    uint64 // parent directory (Create, Remove, Rmdir, Link target dir, Rename source dir)
 	Name   string // entry name (Create, Remove, Rmdir, Link, Rename source name)
 	ToDir  uint64 // Rename destination directory
-	ToName string // Rename destination name
+	ToName string // Rename destination name; VolumeClone: the new volume's name
 	Type   FileType
 	Mode   uint32 // Create: permission bits
 	UID    uint32 // Create: owner (callers pass cred's uid, after squashing)
@@ -156,6 +162,11 @@ type Command struct {
 
 	// Export is the new export of volume VolName (SetExport).
 	Export *Export
+
+	// SnapName names a snapshot of volume VolName (SnapshotCreate,
+	// SnapshotDelete, VolumeClone, VolumeRevert); VolumeClone names the new
+	// volume in ToName. Same rules as volume names (ValidVolumeName).
+	SnapName string
 
 	// Req, when set, names the NFS request this command carries out: its
 	// result is recorded with the change, and a later command with the same
@@ -191,6 +202,30 @@ type Result struct {
 	// the same argument hash: it was not applied again, and the rest of the
 	// Result is the one recorded when it was (see RequestID).
 	Replayed bool
+}
+
+// SnapshotInfo describes a snapshot of a volume (Store.Snapshots).
+type SnapshotInfo struct {
+	Vol     uint64
+	VolName string // the volume's name when the snapshot was taken
+	Name    string
+	Created Time   // the time of the command that took it
+	Index   uint64 // the raft index of that command; the snapshot holds the state just before it
+
+	// The volume's Used and Inodes in the snapshot.
+	VolumeUsed   uint64
+	VolumeInodes uint64
+
+	// HeldBytes is the size of the snapshot's files that the live state no
+	// longer shares: the disk space deleting the snapshot would free. It is
+	// about zero for a fresh snapshot and grows as the volume changes and
+	// compactions rewrite the live files.
+	HeldBytes uint64
+
+	// Missing is set when the state records the snapshot but its directory
+	// is gone (lost, or not carried by the raft snapshot this node was
+	// restored from); it cannot be read, cloned or reverted to, only deleted.
+	Missing bool
 }
 
 // ErrNotSync is returned by SetAttr when a guard does not match (NFS3ERR_NOT_SYNC).

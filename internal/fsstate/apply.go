@@ -20,10 +20,24 @@ type Entry struct {
 // A failing command changes nothing but the applied index; an entry that
 // does not decode fails with EINVAL.
 //
+// Volume snapshot commands that copy state (OpSnapshotCreate,
+// OpVolumeClone, OpVolumeRevert) split the batch: the entries before one
+// are committed first, with the applied index of the last of them, so that
+// the command sees, and a snapshot holds, exactly the state before it
+// (volsnap.go).
+//
 // A storage failure (the database cannot be read or written) leaves the
 // replica unable to follow the log, so ApplyBatch panics with it; use
-// TryApplyBatch to handle it instead.
+// TryApplyBatch to handle it instead. On the read-only store of a volume
+// snapshot every entry fails with EROFS.
 func (s *Store) ApplyBatch(entries []Entry) []Result {
+	if s.snapOf != nil {
+		res := make([]Result, len(entries))
+		for i := range res {
+			res[i].Err = syscall.EROFS
+		}
+		return res
+	}
 	res, err := s.TryApplyBatch(entries)
 	if err != nil {
 		s.log.Error("apply failed; stopping", "err", err)
@@ -33,8 +47,14 @@ func (s *Store) ApplyBatch(entries []Entry) []Result {
 }
 
 // TryApplyBatch is ApplyBatch returning storage failures instead of
-// panicking. After an error nothing of the batch has been applied.
+// panicking. After an error the entries not yet committed are not applied:
+// none of the batch, unless a volume snapshot command split it, in which case
+// Applied tells how far it went. It fails with ErrReadOnly on the store of a
+// volume snapshot.
 func (s *Store) TryApplyBatch(entries []Entry) ([]Result, error) {
+	if s.snapOf != nil {
+		return nil, ErrReadOnly
+	}
 	db, err := s.acquire()
 	if err != nil {
 		return nil, err
@@ -51,53 +71,115 @@ func (s *Store) TryApplyBatch(entries []Entry) ([]Result, error) {
 	for _, e := range entries {
 		size += len(e.Data) + 2048
 	}
-	b := db.NewIndexedBatchWithSize(size)
-	defer b.Close()
-	t := newTxn(b)
+	ap := &applier{s: s, db: db, a: a, b: db.NewIndexedBatchWithSize(size)}
+	defer func() {
+		if ap.b != nil {
+			ap.b.Close()
+		}
+	}()
+	ap.t = newTxn(ap.b)
 	res := make([]Result, len(entries))
-	applied := false
 	for i, e := range entries {
-		if e.Index <= a.Index {
+		if e.Index <= ap.a.Index {
 			res[i].Skipped = true
 			continue
 		}
-		r, err := s.applyEntry(t, e)
+		r, err := ap.apply(e)
 		if err != nil {
 			return nil, fmt.Errorf("fsstate: apply entry %d: %w", e.Index, err)
 		}
 		res[i] = r
-		a.Index, a.Term = e.Index, e.Term
-		a.Bytes += uint64(len(e.Data))
-		applied = true
+		ap.a.Index, ap.a.Term = e.Index, e.Term
+		ap.a.Bytes += uint64(len(e.Data))
+		ap.pending = true
 	}
-	if !applied {
-		return res, nil
+	if err := ap.commit(false); err != nil {
+		return nil, err
 	}
-	if err := b.Set(keyApplied, a.encode(), nil); err != nil {
-		return nil, storageErr("record applied index", err)
-	}
-	if err := b.Commit(pebble.NoSync); err != nil {
-		return nil, storageErr("commit", err)
-	}
-	s.amu.Lock()
-	s.applied = a
-	s.amu.Unlock()
 	return res, nil
 }
 
-// applyEntry applies one entry's command through t. Errno outcomes are
-// returned in the Result; any other error is a storage failure.
+// applier is one TryApplyBatch call in progress.
+type applier struct {
+	s       *Store
+	db      *pebble.DB
+	b       *pebble.Batch // the batch being built; t writes into it
+	t       *txn
+	a       appliedRec // the applied index b records when committed
+	pending bool       // b holds applied entries not committed yet
+	index   uint64     // the index of the entry being applied
+}
+
+// apply applies one entry's command through t. Errno outcomes are returned
+// in the Result; any other error is a storage failure.
+func (ap *applier) apply(e Entry) (Result, error) {
+	c, err := decodeCommand(e.Data, false)
+	if err != nil {
+		ap.s.log.Warn("undecodable log entry applied as a failed no-op",
+			"index", e.Index, "err", err)
+		return Result{Err: syscall.EINVAL}, nil
+	}
+	ap.index = e.Index
+	run := dispatch
+	switch c.Op {
+	case OpSnapshotCreate, OpVolumeClone, OpVolumeRevert:
+		if err := ap.commit(true); err != nil {
+			return Result{}, err
+		}
+		run = ap.dispatchCopy
+	}
+	return applyCommand(ap.t, c, run)
+}
+
+// commit commits the batch, if it holds applied entries, with the applied
+// index of the last of them, removes the directories of the volume
+// snapshots its commands deleted, and, if more is to come, starts a new
+// batch.
+func (ap *applier) commit(more bool) error {
+	if !ap.pending {
+		return nil
+	}
+	if err := ap.b.Set(keyApplied, ap.a.encode(), nil); err != nil {
+		return storageErr("record applied index", err)
+	}
+	if err := ap.b.Commit(pebble.NoSync); err != nil {
+		return storageErr("commit", err)
+	}
+	ap.pending = false
+	ap.s.amu.Lock()
+	ap.s.applied = ap.a
+	ap.s.amu.Unlock()
+	ap.b.Close()
+	ap.b = nil
+	if more {
+		ap.newBatch()
+	}
+	if len(ap.t.done) > 0 {
+		drops := ap.t.done
+		ap.t.done = nil
+		if err := ap.s.dropSnapshots(ap.db, drops); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// newBatch replaces the (committed) batch with an empty one.
+func (ap *applier) newBatch() {
+	if ap.b != nil {
+		ap.b.Close()
+	}
+	ap.b = ap.db.NewIndexedBatch()
+	ap.t.b = ap.b
+}
+
+// applyCommand applies c through t with run. Errno outcomes are returned
+// in the Result; any other error is a storage failure.
 //
 // A command carrying a Req that was already recorded with the same argument
 // hash is answered from the record and changes nothing; otherwise its
 // Result, success or failure, is recorded with its change (drc.go).
-func (s *Store) applyEntry(t *txn, e Entry) (Result, error) {
-	c, err := decodeCommand(e.Data, false)
-	if err != nil {
-		s.log.Warn("undecodable log entry applied as a failed no-op",
-			"index", e.Index, "err", err)
-		return Result{Err: syscall.EINVAL}, nil
-	}
+func applyCommand(t *txn, c *Command, run func(*txn, *Command) (Result, error)) (Result, error) {
 	t.reset(c)
 	if c.Req != nil {
 		r, ok, err := t.replay(c.Req, c.Time)
@@ -109,7 +191,7 @@ func (s *Store) applyEntry(t *txn, e Entry) (Result, error) {
 			return r, nil
 		}
 	}
-	r, err := dispatch(t, c)
+	r, err := run(t, c)
 	if err != nil {
 		var en syscall.Errno
 		if !errors.As(err, &en) || isStorage(err) {
@@ -161,6 +243,8 @@ func dispatch(t *txn, c *Command) (Result, error) {
 		return opLink(t, c)
 	case OpSetExport:
 		return opSetExport(t, c)
+	case OpSnapshotDelete:
+		return opSnapshotDelete(t, c)
 	}
 	return Result{}, syscall.EINVAL
 }

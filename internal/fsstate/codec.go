@@ -55,8 +55,9 @@ const (
 	fGuard
 	fExport
 	fReq
+	fSnapName
 
-	fAll = fReq<<1 - 1
+	fAll = fSnapName<<1 - 1
 )
 
 // Encode returns the command's compact, deterministic binary encoding: the
@@ -99,9 +100,10 @@ func (c *Command) Encode() []byte {
 	set(fGuard, c.Guard != nil)
 	set(fExport, c.Export != nil)
 	set(fReq, c.Req != nil)
+	set(fSnapName, c.SnapName != "")
 
 	n := 2 + binary.MaxVarintLen64*24 + len(c.VolName) + len(c.Name) + len(c.ToName) +
-		len(c.Target) + len(c.Data)
+		len(c.Target) + len(c.Data) + len(c.SnapName)
 	if c.Cred != nil {
 		n += binary.MaxVarintLen32 * (3 + len(c.Cred.GIDs))
 	}
@@ -189,6 +191,7 @@ func (c *Command) Encode() []byte {
 		b = binary.AppendUvarint(b, uint64(c.Req.Proc))
 		b = append(b, c.Req.ArgHash[:]...)
 	}
+	s(fSnapName, c.SnapName)
 	return b
 }
 
@@ -467,6 +470,7 @@ func decodeCommand(b []byte, copyData bool) (*Command, error) {
 		d.raw("request argument hash", r.ArgHash[:])
 		c.Req = r
 	}
+	c.SnapName = str(fSnapName, "snapshot name")
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("%d trailing bytes", len(d.b))
 	}

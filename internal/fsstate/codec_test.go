@@ -35,6 +35,11 @@ func sampleCommands() []*Command {
 		{Op: OpRemove, Vol: 1, Dir: 1, Name: "f", Req: &RequestID{}},
 		{Op: OpRename, Vol: 1, Dir: 1, Name: "a", ToDir: 1, ToName: "b",
 			Req: &RequestID{Client: strings.Repeat("c", MaxRequestClient), XID: math.MaxUint32, Proc: 14}},
+		{Op: OpSnapshotCreate, Time: 9, VolName: "data", SnapName: "before-upgrade"},
+		{Op: OpSnapshotDelete, VolName: "data", SnapName: "s", Cred: &Cred{UID: 5}},
+		{Op: OpVolumeClone, VolName: "data", SnapName: "s", ToName: "copy", SizeLimit: 1 << 30,
+			Req: &RequestID{Client: "admin", XID: 1}},
+		{Op: OpVolumeRevert, VolName: "data", SnapName: strings.Repeat("s", 64)},
 	}
 }
 
@@ -93,6 +98,7 @@ func randomCommand(r *rand.Rand) *Command {
 		Vol: u64(), Ino: u64(), Dir: u64(), Name: str(300), ToDir: u64(), ToName: str(300),
 		Type: FileType(r.UintN(4)), Mode: uint32(u64()), UID: uint32(u64()), GID: uint32(u64()),
 		Target: str(MaxWireName), CMode: CreateMode(r.UintN(3)), Verf: u64(), Offset: u64(),
+		SnapName: str(70),
 	}
 	if r.IntN(2) == 0 {
 		c.Cred = &Cred{UID: r.Uint32(), GID: r.Uint32()}

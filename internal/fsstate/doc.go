@@ -25,6 +25,12 @@
 // ApplyBatch and see the state as of a committed batch. Checkpoint and
 // RestoreFrom give raft its snapshots; Hash lets replicas compare their state.
 //
+// Volumes have snapshots (OpSnapshotCreate, …; volsnap.go): Pebble
+// checkpoints of the whole state taken, on every replica, exactly before the
+// entry that creates them, kept in <dir>/volsnaps/<vol>/<name>/, read through
+// OpenSnapshot, and copied back into the live state by OpVolumeClone and
+// OpVolumeRevert. Raft snapshots (Checkpoint, RestoreFrom) carry them.
+//
 // Key layout (all integers big-endian so that keys sort numerically):
 //
 //	m/format                      format version of the store (1 byte)
@@ -37,6 +43,8 @@
 //	e/<vol:8><dir:8><cookie:8>    directory entry by cookie → name
 //	c/<vol:8><ino:8><chunk:8>     file data of one ChunkSize chunk, stored up to
 //	                              the last written byte (holes use no space)
+//	s/<vol:8><name>               volume snapshot record: created, raft index,
+//	                              volume used and inodes, volume name
 //	r/<len:1><client><xid:4><proc:4>
 //	                              recorded reply to an NFS request: version, time,
 //	                              argument hash, EncodeResult of its Result

@@ -30,3 +30,13 @@ func (e *storageError) Unwrap() error { return e.err }
 func storageErr(op string, err error) error {
 	return &storageError{fmt.Errorf("%s: %w", op, err)}
 }
+
+// ErrReadOnly is returned by the methods that change a store, or manage its
+// volume snapshots, when called on the read-only store of a volume snapshot
+// (Store.OpenSnapshot).
+var ErrReadOnly = errors.New("fsstate: store is a read-only volume snapshot")
+
+// ErrSnapshotMissing is wrapped by the error OpenSnapshot returns when the
+// state records a volume snapshot whose directory is gone
+// (SnapshotInfo.Missing).
+var ErrSnapshotMissing = errors.New("fsstate: volume snapshot directory is missing")

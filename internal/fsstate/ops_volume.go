@@ -88,8 +88,9 @@ func opResizeVolume(t *txn, c *Command) (Result, error) {
 	return Result{Volume: v.Volume}, nil
 }
 
-// opDeleteVolume deletes a volume and everything in it. Unless Force is set
-// it is refused with ENOTEMPTY while the root directory has entries.
+// opDeleteVolume deletes a volume and everything in it, its snapshots
+// included. Unless Force is set it is refused with ENOTEMPTY while the root
+// directory has entries.
 func opDeleteVolume(t *txn, c *Command) (Result, error) {
 	if !privileged(c.Cred) {
 		return Result{}, syscall.EPERM
@@ -108,10 +109,11 @@ func opDeleteVolume(t *txn, c *Command) (Result, error) {
 	if root.Entries > 0 && !c.Force {
 		return Result{}, syscall.ENOTEMPTY
 	}
-	for _, p := range []byte{pInode, pDent, pCookie, pChunk} {
+	for _, p := range append(volPrefixes[:], pSnap) {
 		start := be([]byte{p}, v.ID)
 		t.delRange(start, prefixEnd(start))
 	}
+	t.drops = append(t.drops, snapID{vol: v.ID}) // all of them
 	t.del(nameKey(v.Name))
 	t.deleteVolume(v)
 	return Result{Volume: v.Volume}, nil

@@ -18,6 +18,7 @@ const (
 	pDent   = 'd'
 	pCookie = 'e'
 	pChunk  = 'c'
+	pSnap   = 's' // volume snapshot records (volsnap.go)
 
 	pReply     = 'r' // duplicate request cache: reply records (drc.go)
 	pReplyTime = 'R' // duplicate request cache: records by time
@@ -63,6 +64,16 @@ func chunkKey(vol, ino, idx uint64) []byte {
 	k[0] = pChunk
 	return be(k, vol, ino, idx)
 }
+
+func snapKey(vol uint64, name string) []byte {
+	k := make([]byte, 1, 9+len(name))
+	k[0] = pSnap
+	return append(be(k, vol), name...)
+}
+
+// volPrefixes are the prefixes of the keys that hold a volume's content, each
+// followed by the volume id: what a clone copies and a revert replaces.
+var volPrefixes = [...]byte{pInode, pDent, pCookie, pChunk}
 
 // prefixEnd returns the smallest key greater than every key with prefix p.
 func prefixEnd(p []byte) []byte {
@@ -224,6 +235,38 @@ func decodeDent(b []byte) (dent, error) {
 		return dent{}, fmt.Errorf("%w: directory entry of %d bytes", ErrCorrupt, len(b))
 	}
 	return dent{binary.BigEndian.Uint64(b), binary.BigEndian.Uint64(b[8:])}, nil
+}
+
+// snapRec is the record of a volume snapshot, under snapKey(vol, name).
+type snapRec struct {
+	Created Time
+	Index   uint64
+	Used    uint64
+	Inodes  uint64
+	VolName string
+}
+
+const snapRecV = 1
+
+// snapRecFixed is the length of a snapshot record up to the volume name:
+// version, created, index, used, inodes and the name's length.
+const snapRecFixed = 1 + 8*4 + 1
+
+func (r *snapRec) encode() []byte {
+	b := make([]byte, 0, snapRecFixed+len(r.VolName))
+	b = append(b, snapRecV)
+	b = be(b, uint64(r.Created), r.Index, r.Used, r.Inodes)
+	b = append(b, byte(len(r.VolName)))
+	return append(b, r.VolName...)
+}
+
+func decodeSnapRec(b []byte) (snapRec, error) {
+	if len(b) < snapRecFixed || b[0] != snapRecV || len(b) != snapRecFixed+int(b[snapRecFixed-1]) {
+		return snapRec{}, fmt.Errorf("%w: volume snapshot record of %d bytes", ErrCorrupt, len(b))
+	}
+	u := func(i int) uint64 { return binary.BigEndian.Uint64(b[1+8*i:]) }
+	return snapRec{Created: Time(u(0)), Index: u(1), Used: u(2), Inodes: u(3),
+		VolName: string(b[snapRecFixed:])}, nil
 }
 
 // appliedRec is the value under keyApplied.

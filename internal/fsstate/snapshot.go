@@ -17,8 +17,13 @@ import (
 // batch, into dir (which must not exist, or be empty). The memtable is
 // flushed first, since with the WAL disabled only flushed data is on disk;
 // the table and blob files are then hard-linked, so it takes little time and
-// space. It must not run concurrently with ApplyBatch or RestoreFrom.
+// space. The volume snapshots go with it, in dir/volsnaps/<vol>/<name>/
+// (their table and blob files hard-linked too). It must not run concurrently
+// with ApplyBatch or RestoreFrom.
 func (s *Store) Checkpoint(dir string) error {
+	if s.snapOf != nil {
+		return ErrReadOnly
+	}
 	db, err := s.acquire()
 	if err != nil {
 		return err
@@ -35,6 +40,10 @@ func (s *Store) Checkpoint(dir string) error {
 	if err := db.Checkpoint(dir); err != nil {
 		return fmt.Errorf("fsstate: checkpoint into %s: %w", dir, err)
 	}
+	if err := s.checkpointVolSnaps(db, dir); err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("fsstate: checkpoint volume snapshots into %s: %w", dir, err)
+	}
 	idx, _, _ := s.Applied()
 	s.log.Debug("checkpoint written", "dir", dir, "applied_index", idx)
 	return nil
@@ -45,9 +54,16 @@ func (s *Store) Checkpoint(dir string) error {
 // linked (immutable table and blob files) or copied into <dir>/state.new and
 // synced, checked by opening it read-only, and only then swapped in by
 // renames; Open completes or undoes a swap interrupted by a crash. The
-// checkpoint directory is left as it was. Reads racing with RestoreFrom wait
-// for it; it must not run concurrently with ApplyBatch or Checkpoint.
+// volume snapshots of the checkpoint (its volsnaps subdirectory) replace the
+// local ones the same way: they are staged inside state.new, so they are
+// swapped in with it, then moved to <dir>/volsnaps. A checkpoint without
+// volume snapshots leaves none here. The checkpoint directory is left as it
+// was. Reads racing with RestoreFrom wait for it; it must not run
+// concurrently with ApplyBatch or Checkpoint.
 func (s *Store) RestoreFrom(checkpointDir string) error {
+	if s.snapOf != nil {
+		return ErrReadOnly
+	}
 	nw := filepath.Join(s.dir, stateNewDir)
 	if err := os.RemoveAll(nw); err != nil {
 		return fmt.Errorf("fsstate: restore: %w", err)
@@ -55,6 +71,11 @@ func (s *Store) RestoreFrom(checkpointDir string) error {
 	if err := cloneDir(checkpointDir, nw); err != nil {
 		os.RemoveAll(nw)
 		return fmt.Errorf("fsstate: restore from %s: %w", checkpointDir, err)
+	}
+	if err := stageVolSnaps(filepath.Join(checkpointDir, volSnapsDir),
+		filepath.Join(nw, volSnapsRestored)); err != nil {
+		os.RemoveAll(nw)
+		return fmt.Errorf("fsstate: restore volume snapshots from %s: %w", checkpointDir, err)
 	}
 	check, err := s.openDB(nw, true)
 	if err != nil {
@@ -72,6 +93,7 @@ func (s *Store) RestoreFrom(checkpointDir string) error {
 		os.RemoveAll(nw)
 		return ErrClosed
 	}
+	s.closeSnapshots(func(snapID) bool { return true })
 	if err := s.db.Close(); err != nil {
 		s.log.Warn("closing the replaced state", "err", err)
 	}
@@ -94,11 +116,19 @@ func (s *Store) RestoreFrom(checkpointDir string) error {
 	if err := syncDir(s.dir); err != nil {
 		return s.reopenAfter(err)
 	}
+	// The restore is committed; Open would finish moving the volume
+	// snapshots after a crash.
+	if err := s.installRestoredVolSnaps(); err != nil {
+		return s.reopenAfter(err)
+	}
 	if err := s.reopenAfter(nil); err != nil {
 		return err
 	}
 	if err := os.RemoveAll(old); err != nil {
 		s.log.Warn("removing the replaced state", "dir", old, "err", err)
+	}
+	if err := s.cleanVolSnaps(s.db); err != nil {
+		s.log.Warn("removing volume snapshots without a record", "err", err)
 	}
 	idx, term, _ := s.Applied()
 	s.log.Info("state restored from checkpoint", "from", checkpointDir,
@@ -128,7 +158,9 @@ func (s *Store) reopenAfter(cause error) error {
 // cloneDir fills the new directory dst with the files of src: immutable
 // table and blob files are hard-linked (copied across filesystems), others
 // (MANIFEST, OPTIONS, …, which Pebble may append to) copied. Everything is
-// synced.
+// synced. The volume snapshots subdirectory of a checkpoint is left out (see
+// stageVolSnaps), and so is a LOCK file (Pebble's, of a volume snapshot
+// opened read-only).
 func cloneDir(src, dst string) error {
 	ents, err := os.ReadDir(src)
 	if err != nil {
@@ -138,6 +170,9 @@ func cloneDir(src, dst string) error {
 		return err
 	}
 	for _, e := range ents {
+		if e.Name() == volSnapsDir && e.IsDir() || e.Name() == "LOCK" {
+			continue
+		}
 		if !e.Type().IsRegular() {
 			return fmt.Errorf("%s is not a regular file", filepath.Join(src, e.Name()))
 		}

@@ -14,9 +14,12 @@ import (
 )
 
 // Store is the filesystem state of one raft group, kept in a Pebble database
-// in <dir>/state. ApplyBatch, Checkpoint and RestoreFrom must be serialised
-// by the caller (raft's FSM goroutine does that); reads may run concurrently
-// with all of them.
+// in <dir>/state, with its volume snapshots in <dir>/volsnaps. ApplyBatch,
+// Checkpoint and RestoreFrom must be serialised by the caller (raft's FSM
+// goroutine does that); reads may run concurrently with all of them.
+//
+// A Store returned by OpenSnapshot is the read-only state of a volume
+// snapshot (snapOf is set).
 type Store struct {
 	dir   string
 	log   *slog.Logger
@@ -27,12 +30,26 @@ type Store struct {
 
 	amu     sync.Mutex
 	applied appliedRec
+
+	// Volume snapshots opened by OpenSnapshot, kept open until deleted or
+	// the store closes. smu is taken after mu, never before.
+	smu   sync.Mutex
+	snaps map[snapID]*Store
+
+	snapOf *Store // on the store of a volume snapshot: the store it belongs to
 }
 
 const (
 	stateDir    = "state"
 	stateNewDir = "state.new"
 	stateOldDir = "state.old"
+
+	volSnapsDir    = "volsnaps"
+	volSnapsOldDir = "volsnaps.old"
+	// volSnapsRestored is where RestoreFrom puts the volume snapshots it
+	// restores: inside state.new, so that they are swapped in with the
+	// state, then moved to volsnaps (installRestoredVolSnaps).
+	volSnapsRestored = "volsnaps.restored"
 
 	memTableSize = 64 << 20
 	cacheSize    = 64 << 20
@@ -52,6 +69,9 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 	if err := s.recoverSwap(); err != nil {
 		return nil, err
 	}
+	if err := s.installRestoredVolSnaps(); err != nil {
+		return nil, err
+	}
 	s.cache = pebble.NewCache(cacheSize)
 	db, err := s.openDB(filepath.Join(dir, stateDir), false)
 	if err != nil {
@@ -59,6 +79,11 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 		return nil, err
 	}
 	if err := s.install(db); err != nil {
+		_ = db.Close()
+		s.cache.Unref()
+		return nil, err
+	}
+	if err := s.cleanVolSnaps(db); err != nil {
 		_ = db.Close()
 		s.cache.Unref()
 		return nil, err
@@ -87,7 +112,7 @@ func (s *Store) recoverSwap() error {
 			}
 		}
 	}
-	for _, p := range []string{nw, old} {
+	for _, p := range []string{nw, old, filepath.Join(s.dir, volSnapsOldDir)} {
 		if err := os.RemoveAll(p); err != nil {
 			return fmt.Errorf("fsstate: remove leftover %s: %w", p, err)
 		}
@@ -207,13 +232,20 @@ func (s *Store) Applied() (index, term, bytes uint64) {
 func (s *Store) Dir() string { return s.dir }
 
 // Close flushes the memtable (the WAL is disabled, so only flushed data
-// survives) and closes the database. Reads after Close return ErrClosed.
+// survives) and closes the database and the volume snapshots opened by
+// OpenSnapshot. Reads after Close return ErrClosed. On the store of a volume
+// snapshot, which belongs to the store it was opened from, Close does
+// nothing.
 func (s *Store) Close() error {
+	if s.snapOf != nil {
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.db == nil {
 		return ErrClosed
 	}
+	s.closeSnapshots(func(snapID) bool { return true })
 	db := s.db
 	s.db = nil
 	ferr := db.Flush()

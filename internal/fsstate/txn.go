@@ -24,6 +24,12 @@ type txn struct {
 	ranges []keyRange
 	inodes map[[2]uint64]*cachedInode
 	vols   map[uint64]*cachedVolume
+
+	// drops are the volume snapshot directories the command deletes; they
+	// move to done when it commits and are removed once the batch is
+	// (volsnap.go).
+	drops []snapID
+	done  []snapID
 }
 
 type pending struct {
@@ -61,6 +67,7 @@ func (t *txn) reset(c *Command) {
 	clear(t.inodes)
 	clear(t.vols)
 	t.ranges = t.ranges[:0]
+	t.drops = t.drops[:0]
 }
 
 // get returns a copy of key's value; ok is false if it does not exist.
@@ -148,6 +155,7 @@ func (t *txn) commit() error {
 			return storageErr("write", err)
 		}
 	}
+	t.done = append(t.done, t.drops...)
 	t.reset(nil)
 	return nil
 }

@@ -27,6 +27,11 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("PATCH /v1/volumes/{name}", n.handleResizeVolume)
 	mux.HandleFunc("DELETE /v1/volumes/{name}", n.handleDeleteVolume)
 	mux.HandleFunc("PUT /v1/volumes/{name}/export", n.handleSetExport)
+	mux.HandleFunc("POST /v1/volumes/{name}/snapshots", n.handleCreateSnapshot)
+	mux.HandleFunc("DELETE /v1/volumes/{name}/snapshots/{snap}", n.handleDeleteSnapshot)
+	mux.HandleFunc("GET /v1/snapshots", n.handleListSnapshots)
+	mux.HandleFunc("POST /v1/volumes/{name}/clone", n.handleClone)
+	mux.HandleFunc("POST /v1/volumes/{name}/revert", n.handleRevert)
 	mux.HandleFunc("PUT /v1/files/{vol}/{path...}", n.handlePutFile)
 	mux.HandleFunc("GET /v1/files/{vol}/{path...}", n.handleGetFile)
 	mux.HandleFunc("DELETE /v1/files/{vol}/{path...}", n.handleDeleteFile)
@@ -76,7 +81,7 @@ func (n *Node) writeErr(w http.ResponseWriter, err error) {
 		switch errno {
 		case syscall.ENOENT, syscall.ESTALE:
 			code = http.StatusNotFound
-		case syscall.EEXIST, syscall.ENOTEMPTY:
+		case syscall.EEXIST, syscall.ENOTEMPTY, syscall.EBUSY:
 			code = http.StatusConflict
 		case syscall.ENOSPC:
 			code = http.StatusInsufficientStorage

@@ -54,6 +54,21 @@ func host(ctx context.Context) string {
 	return ""
 }
 
+// openSnapshot finds snapshot name of a volume and opens it.
+func openSnapshot(st *fsstate.Store, vol uint64, name string) (*fsstate.Store, uint64, error) {
+	snaps, err := st.Snapshots(vol)
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, sn := range snaps {
+		if sn.Name == name && !sn.Missing {
+			ss, err := st.OpenSnapshot(vol, name)
+			return ss, sn.Index, err
+		}
+	}
+	return nil, 0, errors.New("mount: no such snapshot")
+}
+
 // Mnt resolves /NAME to the root handle of volume NAME.
 func (s *Service) MountV3Mountproc3Mnt(ctx context.Context, path string) (mount.Mountres3, error) {
 	if len(path) > 1024 {
@@ -70,7 +85,7 @@ func (s *Service) MountV3Mountproc3Mnt(ctx context.Context, path string) (mount.
 			return &mount.Mountres3_default{FhsStatus: mount.MNT3ERR_INVAL}, nil
 		}
 	}
-	name := parts[0]
+	name, snapName, isSnap := strings.Cut(parts[0], "@")
 	st, err := s.view(ctx)
 	if err != nil {
 		return &mount.Mountres3_default{FhsStatus: mount.MNT3ERR_SERVERFAULT}, nil
@@ -81,6 +96,13 @@ func (s *Service) MountV3Mountproc3Mnt(ctx context.Context, path string) (mount.
 	}
 	if c, ok := rpc.CallFrom(ctx); ok && !v.Export.Allows(c.Remote.Addr()) {
 		return &mount.Mountres3_default{FhsStatus: mount.MNT3ERR_ACCES}, nil
+	}
+	// /VOLUME@SNAPSHOT mounts a snapshot, read-only.
+	var snapIndex uint64
+	if isSnap {
+		if st, snapIndex, err = openSnapshot(st, v.ID, snapName); err != nil {
+			return &mount.Mountres3_default{FhsStatus: mount.MNT3ERR_NOENT}, nil
+		}
 	}
 	root, err := st.GetAttr(v.ID, fsstate.RootIno)
 	if err != nil {
@@ -101,7 +123,7 @@ func (s *Service) MountV3Mountproc3Mnt(ctx context.Context, path string) (mount.
 	s.mounts[[2]string{host(ctx), "/" + strings.Join(parts, "/")}] = struct{}{}
 	s.mu.Unlock()
 	return &mount.Mountres3_MNT3_OK{Mountinfo: mount.Mountres3Ok{
-		Fhandle:     s.Handles.Encode(fh.Handle{Vol: v.ID, Ino: root.Ino, Gen: root.Gen}),
+		Fhandle:     s.Handles.Encode(fh.Handle{Vol: v.ID, Ino: root.Ino, Gen: root.Gen, Snap: snapIndex}),
 		AuthFlavors: []int32{int32(rpcv2.AUTH_SYS), int32(rpcv2.AUTH_NONE)},
 	}}, nil
 }
@@ -158,6 +180,10 @@ func (s *Service) MountV3Mountproc3Export(ctx context.Context) (*mount.Exportnod
 		cl := vols[i].Export.Clients
 		for j := len(cl) - 1; j >= 0; j-- {
 			groups = &mount.Groupnode{GrName: cl[j], GrNext: groups}
+		}
+		snaps, _ := st.Snapshots(vols[i].ID)
+		for j := len(snaps) - 1; j >= 0; j-- {
+			head = &mount.Exportnode{ExDir: "/" + vols[i].Name + "@" + snaps[j].Name, ExGroups: groups, ExNext: head}
 		}
 		head = &mount.Exportnode{ExDir: "/" + vols[i].Name, ExGroups: groups, ExNext: head}
 	}

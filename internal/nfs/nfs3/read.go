@@ -59,7 +59,7 @@ func (s *Server) NfsV3Nfsproc3Lookup(ctx context.Context, a *nfsv3.Lookup3args) 
 		return fail(err)
 	}
 	return &nfsv3.Lookup3res_NFS3_OK{Resok: nfsv3.Lookup3resok{
-		Object: nfsv3.NfsFh3{Data: s.handle(h.Vol, at)}, ObjAttributes: postOp(at, true), DirAttributes: postOp(dir, true),
+		Object: nfsv3.NfsFh3{Data: s.handle(r, at)}, ObjAttributes: postOp(at, true), DirAttributes: postOp(dir, true),
 	}}, nil
 }
 
@@ -252,7 +252,7 @@ func (s *Server) NfsV3Nfsproc3Readdirplus(ctx context.Context, a *nfsv3.Readdirp
 	for i := len(ents) - 1; i >= 0; i-- {
 		e := ents[i]
 		head = &nfsv3.Entryplus3{Fileid: e.Ino, Name: e.Name, Cookie: e.Cookie, NameAttributes: postOp(e.Attr, true),
-			NameHandle: &nfsv3.PostOpFh3_TRUE{Handle: nfsv3.NfsFh3{Data: s.handle(h.Vol, e.Attr)}}, Nextentry: head}
+			NameHandle: &nfsv3.PostOpFh3_TRUE{Handle: nfsv3.NfsFh3{Data: s.handle(r, e.Attr)}}, Nextentry: head}
 	}
 	return &nfsv3.Readdirplus3res_NFS3_OK{Resok: nfsv3.Readdirplus3resok{DirAttributes: postOp(dir, true), Cookieverf: cookieVerf(dir),
 		Reply: nfsv3.Dirlistplus3{Entries: head, Eof: eof}}}, nil

@@ -16,6 +16,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"log/slog"
+	"sync"
 	"syscall"
 	"time"
 
@@ -49,6 +50,8 @@ type Server struct {
 	Verifier func() uint64 // the leader's term
 	Log      *slog.Logger
 	Timeout  time.Duration // per request; 0 means 30 s
+
+	snapNames sync.Map // [vol, raft index] → snapshot name: a snapshot's index never changes
 }
 
 var _ nfsv3.NfsProgram = (*Server)(nil)
@@ -66,8 +69,9 @@ const (
 // request is one call's context: its state view, volume, and caller.
 type request struct {
 	ctx  context.Context
-	st   *fsstate.Store
+	st   *fsstate.Store // the live state, or a snapshot's
 	vol  fsstate.Volume
+	snap uint64 // the snapshot's raft index; 0 for the live volume
 	cred *fsstate.Cred
 	call *rpc.Call
 }
@@ -180,7 +184,13 @@ func (s *Server) beginAt(ctx context.Context, handle []byte, local bool) (*reque
 	if err != nil {
 		return nil, h, func() {}, err
 	}
+	if h.Snap != 0 {
+		local = false // snapshots are read-only: no change will check again
+	}
 	r, cancel, err := s.open(ctx, h.Vol, local)
+	if err == nil && h.Snap != 0 {
+		err = s.useSnapshot(r, h.Snap)
+	}
 	if err == nil {
 		if a, gerr := r.st.GetAttr(h.Vol, h.Ino); gerr != nil || a.Gen != h.Gen {
 			err = nfsErr(nfsv3.NFS3ERR_STALE)
@@ -249,6 +259,36 @@ func Credentials(call *rpc.Call, e fsstate.Export) *fsstate.Cred {
 	return c
 }
 
+// useSnapshot switches a request to a snapshot of its volume, read-only.
+func (s *Server) useSnapshot(r *request, index uint64) error {
+	key := [2]uint64{r.vol.ID, index}
+	if name, ok := s.snapNames.Load(key); ok {
+		if st, err := r.st.OpenSnapshot(r.vol.ID, name.(string)); err == nil {
+			r.st, r.snap = st, index
+			r.vol.Export.ReadOnly = true
+			return nil
+		}
+		s.snapNames.Delete(key)
+	}
+	snaps, err := r.st.Snapshots(r.vol.ID)
+	if err != nil {
+		return err
+	}
+	for _, sn := range snaps {
+		if sn.Index == index && !sn.Missing {
+			st, err := r.st.OpenSnapshot(r.vol.ID, sn.Name)
+			if err != nil {
+				return err
+			}
+			s.snapNames.Store(key, sn.Name)
+			r.st, r.snap = st, index
+			r.vol.Export.ReadOnly = true
+			return nil
+		}
+	}
+	return nfsErr(nfsv3.NFS3ERR_STALE) // deleted
+}
+
 // writable refuses changes on a read-only export.
 func (r *request) writable() error {
 	if r.vol.Export.ReadOnly {
@@ -257,8 +297,10 @@ func (r *request) writable() error {
 	return nil
 }
 
-func (s *Server) handle(vol uint64, a fsstate.Attr) []byte {
-	return s.Handles.Encode(fh.Handle{Vol: vol, Ino: a.Ino, Gen: a.Gen})
+// handle makes the file handle of an inode in the request's volume (or
+// snapshot).
+func (s *Server) handle(r *request, a fsstate.Attr) []byte {
+	return s.Handles.Encode(fh.Handle{Vol: r.vol.ID, Ino: a.Ino, Gen: a.Gen, Snap: r.snap})
 }
 
 func (s *Server) verifier() [8]byte {

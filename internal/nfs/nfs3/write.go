@@ -151,7 +151,7 @@ func (s *Server) NfsV3Nfsproc3Create(ctx context.Context, a *nfsv3.Create3args) 
 		return &nfsv3.Create3res_default{Status: status(err), Resfail: nfsv3.Create3resfail{DirWcc: r.wccOr(res.Dir, h.Ino)}}, nil
 	}
 	return &nfsv3.Create3res_NFS3_OK{Resok: nfsv3.Create3resok{
-		Obj:           &nfsv3.PostOpFh3_TRUE{Handle: nfsv3.NfsFh3{Data: s.handle(h.Vol, res.Attr)}},
+		Obj:           &nfsv3.PostOpFh3_TRUE{Handle: nfsv3.NfsFh3{Data: s.handle(r, res.Attr)}},
 		ObjAttributes: postOp(res.Attr, true), DirWcc: wcc(res.Dir)}}, nil
 }
 
@@ -164,7 +164,7 @@ func (s *Server) NfsV3Nfsproc3Mkdir(ctx context.Context, a *nfsv3.Mkdir3args) (n
 		return &nfsv3.Mkdir3res_default{Status: status(err), Resfail: nfsv3.Mkdir3resfail{DirWcc: r.wccOr(res.Dir, h.Ino)}}, nil
 	}
 	return &nfsv3.Mkdir3res_NFS3_OK{Resok: nfsv3.Mkdir3resok{
-		Obj:           &nfsv3.PostOpFh3_TRUE{Handle: nfsv3.NfsFh3{Data: s.handle(h.Vol, res.Attr)}},
+		Obj:           &nfsv3.PostOpFh3_TRUE{Handle: nfsv3.NfsFh3{Data: s.handle(r, res.Attr)}},
 		ObjAttributes: postOp(res.Attr, true), DirWcc: wcc(res.Dir)}}, nil
 }
 
@@ -175,7 +175,7 @@ func (s *Server) NfsV3Nfsproc3Symlink(ctx context.Context, a *nfsv3.Symlink3args
 		return &nfsv3.Symlink3res_default{Status: status(err), Resfail: nfsv3.Symlink3resfail{DirWcc: r.wccOr(res.Dir, h.Ino)}}, nil
 	}
 	return &nfsv3.Symlink3res_NFS3_OK{Resok: nfsv3.Symlink3resok{
-		Obj:           &nfsv3.PostOpFh3_TRUE{Handle: nfsv3.NfsFh3{Data: s.handle(h.Vol, res.Attr)}},
+		Obj:           &nfsv3.PostOpFh3_TRUE{Handle: nfsv3.NfsFh3{Data: s.handle(r, res.Attr)}},
 		ObjAttributes: postOp(res.Attr, true), DirWcc: wcc(res.Dir)}}, nil
 }
 
