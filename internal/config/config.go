@@ -47,6 +47,7 @@ type NodeConfig struct {
 	AdminAddr   string `yaml:"admin_addr"`             // host:port of the HTTPS admin API and /metrics
 	NFSAddr     string `yaml:"nfs_addr,omitempty"`     // host:port of NFSv3 + MOUNT (+ portmapper); data nodes only
 	PortmapAddr string `yaml:"portmap_addr,omitempty"` // optional extra portmapper listener, e.g. 0.0.0.0:111
+	MountAddr   string `yaml:"mount_addr,omitempty"`   // optional separate MOUNT port (MOUNT is always on nfs_addr too)
 }
 
 // Peer is one member of the cluster as the others see it.

@@ -110,6 +110,13 @@ func (c *Config) Validate() error {
 	if c.Node.PortmapAddr != "" {
 		v.addr("node.portmap_addr", c.Node.PortmapAddr, "0.0.0.0:111")
 	}
+	if c.Node.MountAddr != "" {
+		if c.Node.NFSAddr == "" {
+			v.add("node.mount_addr", c.Node.MountAddr, "is set without nfs_addr", "set nfs_addr too, or remove mount_addr")
+		} else if v.addr("node.mount_addr", c.Node.MountAddr, "10.0.0.1:20048") && normAddr(c.Node.MountAddr) == normAddr(c.Node.NFSAddr) {
+			v.add("node.mount_addr", c.Node.MountAddr, "is the same as nfs_addr", "MOUNT is already served on nfs_addr: remove mount_addr, or give it another port")
+		}
+	}
 
 	v.peers(c.Peers, true)
 	v.self(c, raftOK, adminOK)

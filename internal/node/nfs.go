@@ -35,11 +35,19 @@ func (n *Node) startNFS() error {
 	if err != nil {
 		return fmt.Errorf("node: listen on nfs_addr %s: %w (is another NFS server running there?)", addr, err)
 	}
-	_, portStr, _ := net.SplitHostPort(ln.Addr().String())
-	port, _ := strconv.Atoi(portStr)
+	port := portOf(ln)
+	mountPort := port
+	var mountLn net.Listener
+	if ma := n.cfg.Node.MountAddr; ma != "" {
+		if mountLn, err = net.Listen("tcp", ma); err != nil {
+			ln.Close()
+			return fmt.Errorf("node: listen on mount_addr %s: %w", ma, err)
+		}
+		mountPort = portOf(mountLn)
+	}
 	maps := []portmap.Mapping{
 		{Prog: nfsv3.NFS_PROGRAM_PROGRAM_NUMBER, Vers: 3, Prot: portmap.IPPROTO_TCP, Port: uint32(port)},
-		{Prog: mount.MOUNT_PROGRAM_PROGRAM_NUMBER, Vers: 3, Prot: portmap.IPPROTO_TCP, Port: uint32(port)},
+		{Prog: mount.MOUNT_PROGRAM_PROGRAM_NUMBER, Vers: 3, Prot: portmap.IPPROTO_TCP, Port: uint32(mountPort)},
 		{Prog: portmap.Program, Vers: 2, Prot: portmap.IPPROTO_TCP, Port: uint32(port)},
 	}
 	srv := &nfs3.Server{FS: n.fs, Handles: handles, Log: n.log.With("component", "nfs"),
@@ -58,6 +66,9 @@ func (n *Node) startNFS() error {
 			n.log.Error("NFS service stopped", "err", err)
 		}
 	}()
+	if mountLn != nil {
+		go func() { _ = n.nfs.Serve(mountLn) }()
+	}
 	if pa := n.cfg.Node.PortmapAddr; pa != "" {
 		pln, err := net.Listen("tcp", pa)
 		if err != nil {
@@ -67,4 +78,10 @@ func (n *Node) startNFS() error {
 	}
 	n.log.Info("NFS service started", "nfs_addr", ln.Addr().String())
 	return nil
+}
+
+func portOf(ln net.Listener) int {
+	_, p, _ := net.SplitHostPort(ln.Addr().String())
+	port, _ := strconv.Atoi(p)
+	return port
 }
