@@ -18,11 +18,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -57,8 +59,11 @@ const (
 
 // nfsTarget is one server under test.
 type nfsTarget struct {
-	nfsAddr, mountAddr string
-	procs              func() []procRef // its processes
+	// resolve returns where to reach the server now (for keel, the
+	// leader's NFS port) and, for keel, the leader's id.
+	resolve func(ctx context.Context) (nfsAddr, mountAddr, leader string, err error)
+	procs   func() []procRef // its processes
+	logs    func() string    // the end of its logs, for errors
 }
 
 // procRef names a process of a server.
@@ -109,78 +114,117 @@ func RunNFS(ctx context.Context, o NFSOptions) (*NFSResult, error) {
 
 // measureServer starts the server of kind in its own directory under
 // runDir, runs every load against it, stops it and removes the directory.
+// A load that fails is recorded in the result and the others go on; only
+// failing to start keel, or ctx ending, ends the run.
 func (o *NFSOptions) measureServer(ctx context.Context, runDir, kind, src, probeSrc string) (NFSServerResult, error) {
 	dir := filepath.Join(runDir, kind)
 	defer os.RemoveAll(dir)
 	sr := NFSServerResult{Kind: kind}
-	var t nfsTarget
-	switch kind {
-	case KindKeel1, KindKeel3:
-		n := 1
-		if kind == KindKeel3 {
-			n = 3
-		}
-		sr.Name = clusterLabel(n)
-		sr.Durability = fmt.Sprintf("committed on %d of %d nodes, each fsync'd, before the reply", n/2+1, n)
-		progressf(o.Progress, "nfs: %s: starting the `keel serve` processes in %s", sr.Name, dir)
-		c, err := startCluster(ctx, o.Executable, dir, n)
-		if err != nil {
-			return sr, err
-		}
-		defer c.stop()
-		if err := exportData(ctx, c.client, 2*o.Size+nfsSpaceExtra); err != nil {
-			return sr, err
-		}
-		for _, p := range c.client.Peers {
-			if p.ID == c.leader {
-				t.nfsAddr, t.mountAddr = p.NFSAddr, p.NFSAddr
-			}
-		}
-		t.procs = func() []procRef {
+	if kind == KindGanesha {
+		return o.measureGanesha(ctx, dir, sr, src, probeSrc)
+	}
+	n := 1
+	if kind == KindKeel3 {
+		n = 3
+	}
+	sr.Name = clusterLabel(n)
+	sr.Durability = fmt.Sprintf("committed on %d of %d nodes, each fsync'd", n/2+1, n)
+	progressf(o.Progress, "nfs: %s: starting the `keel serve` processes in %s", sr.Name, dir)
+	c, err := startCluster(ctx, o.Executable, dir, n)
+	if err != nil {
+		return sr, err
+	}
+	defer c.stop()
+	if err := exportData(ctx, c.client, 2*o.Size+nfsSpaceExtra); err != nil {
+		return sr, err
+	}
+	t := nfsTarget{
+		resolve: func(ctx context.Context) (string, string, string, error) { return keelLeaderNFS(ctx, c) },
+		procs: func() []procRef {
 			var out []procRef
 			for _, p := range c.nodes {
 				out = append(out, procRef{name: p.id, pid: p.pid()})
 			}
 			return out
-		}
-		if err := waitNFS(ctx, t.nfsAddr); err != nil {
-			return sr, errors.Join(err, c.failed())
-		}
-		err = o.runLoads(ctx, &sr, t, src, probeSrc)
-		return sr, errors.Join(err, c.failed())
-	default:
-		sr.Name = "NFS-Ganesha (FSAL VFS)"
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return sr, fmt.Errorf("bench: %w", err)
-		}
-		progressf(o.Progress, "nfs: ganesha: starting ganesha.nfsd in %s", dir)
-		g, err := startGanesha(ctx, dir)
-		var ni *errNotInstalled
-		if errors.As(err, &ni) {
-			sr.NotInstalled = ni.Error()
-			progressf(o.Progress, "nfs: ganesha: %s", sr.NotInstalled)
-			return sr, nil
-		}
-		if err != nil {
-			sr.Error = err.Error()
-			progressf(o.Progress, "nfs: ganesha: %v", err)
-			return sr, ctx.Err()
-		}
-		defer g.stop()
-		if g.version != "" {
-			sr.Name = "NFS-Ganesha " + g.version + " (FSAL VFS)"
-		}
-		sr.Version = g.version
-		sr.Durability = "WRITE UNSTABLE: in the kernel's page cache at the reply; COMMIT → fsync"
-		t = nfsTarget{nfsAddr: g.nfsAddr, mountAddr: g.mountAddr,
-			procs: func() []procRef { return []procRef{{name: "ganesha.nfsd", pid: g.pid()}} }}
-		if err := o.runLoads(ctx, &sr, t, src, probeSrc); err != nil {
-			sr.Error = err.Error()
-			progressf(o.Progress, "nfs: ganesha: %v", err)
-			return sr, ctx.Err()
-		}
+		},
+		logs: func() string { return keelLogTails(c) },
+	}
+	o.runLoads(ctx, &sr, t, src, probeSrc)
+	return sr, errors.Join(ctx.Err(), c.failed())
+}
+
+// measureGanesha is measureServer for Ganesha: missing or failing to
+// start, it is recorded as such and the run goes on.
+func (o *NFSOptions) measureGanesha(ctx context.Context, dir string, sr NFSServerResult, src, probeSrc string) (NFSServerResult, error) {
+	sr.Name = "NFS-Ganesha (FSAL VFS)"
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return sr, fmt.Errorf("bench: %w", err)
+	}
+	progressf(o.Progress, "nfs: ganesha: starting ganesha.nfsd in %s", dir)
+	g, err := startGanesha(ctx, dir)
+	var ni *errNotInstalled
+	if errors.As(err, &ni) {
+		sr.NotInstalled = ni.Error()
+		progressf(o.Progress, "nfs: ganesha: %s", sr.NotInstalled)
 		return sr, nil
 	}
+	if err != nil {
+		sr.Error = err.Error()
+		progressf(o.Progress, "nfs: ganesha: %v", err)
+		return sr, ctx.Err()
+	}
+	defer g.stop()
+	if g.version != "" {
+		sr.Name = "NFS-Ganesha " + g.version + " (FSAL VFS)"
+	}
+	sr.Version = g.version
+	sr.Durability = "in the kernel's page cache; COMMIT → fsync"
+	t := nfsTarget{
+		resolve: func(context.Context) (string, string, string, error) { return g.nfsAddr, g.mountAddr, "", nil },
+		procs:   func() []procRef { return []procRef{{name: "ganesha.nfsd", pid: g.pid()}} },
+		logs:    g.logTail,
+	}
+	o.runLoads(ctx, &sr, t, src, probeSrc)
+	return sr, ctx.Err()
+}
+
+// keelLeaderNFS finds c's leader (waiting out an election, at most
+// startTimeout) and returns its NFS address and id.
+func keelLeaderNFS(ctx context.Context, c *localCluster) (string, string, string, error) {
+	deadline := time.Now().Add(startTimeout)
+	for {
+		if err := c.failed(); err != nil {
+			return "", "", "", err
+		}
+		st := c.client.Status(ctx, time.Second)
+		for _, p := range c.client.Peers {
+			if st.Leader != "" && p.ID == st.Leader && p.NFSAddr != "" {
+				if err := waitNFS(ctx, p.NFSAddr); err != nil {
+					return "", "", "", err
+				}
+				return p.NFSAddr, p.NFSAddr, p.ID, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", "", "", fmt.Errorf("bench: no leader with an NFS address after %s", startTimeout)
+		}
+		if err := sleepCtx(ctx, statusEvery); err != nil {
+			return "", "", "", err
+		}
+	}
+}
+
+// keelLogTails is the end of each node's log (warnings and errors).
+func keelLogTails(c *localCluster) string {
+	var b strings.Builder
+	for _, p := range c.nodes {
+		tail, _ := os.ReadFile(p.log)
+		if len(tail) > 1500 {
+			tail = tail[len(tail)-1500:]
+		}
+		fmt.Fprintf(&b, "\n--- end of %s's log:\n%s", p.id, strings.TrimSpace(string(tail)))
+	}
+	return b.String()
 }
 
 // waitNFS waits until the NFS program answers NULL at addr.
@@ -198,72 +242,102 @@ func waitNFS(ctx context.Context, addr string) error {
 }
 
 // runLoads runs the probe, the sequential write and read and the metadata
-// loop against t, filling in sr.
-func (o *NFSOptions) runLoads(ctx context.Context, sr *NFSServerResult, t nfsTarget, src, probeSrc string) error {
-	_, nfsPort := splitPort(t.nfsAddr)
-	_, mountPort := splitPort(t.mountAddr)
+// loop against t, filling in sr; a load that fails records its error.
+func (o *NFSOptions) runLoads(ctx context.Context, sr *NFSServerResult, t nfsTarget, src, probeSrc string) {
 	progressf(o.Progress, "nfs: %s: probe: nfs-cp of %s through a counting proxy", sr.Name, formatBytes(probeSize))
-	sr.Probe = probeNFSCp(ctx, probeSrc, probeSize, t.nfsAddr, t.mountAddr, "probe.bin")
-	progressf(o.Progress, "nfs: %s: nfs-cp sent %s", sr.Name, sr.Probe.Text())
-	if err := ctx.Err(); err != nil {
-		return err
+	if nfsAddr, mountAddr, _, err := t.resolve(ctx); err != nil {
+		sr.Probe.Error = err.Error()
+	} else {
+		sr.Probe = probeNFSCp(ctx, probeSrc, probeSize, nfsAddr, mountAddr, "probe.bin")
 	}
+	progressf(o.Progress, "nfs: %s: nfs-cp sent %s", sr.Name, sr.Probe.Text())
 
-	url := nfsURL("127.0.0.1", nfsPort, mountPort, "seq.bin")
 	progressf(o.Progress, "nfs: %s: write: nfs-cp %s in", sr.Name, formatBytes(o.Size))
-	var err error
-	sr.Write, err = measurePhase(t, func() (time.Duration, time.Duration, error) {
-		r, err := runNFSCp(ctx, src, url, o.Size)
+	sr.Write = runPhase(ctx, t, func(nfsAddr, mountAddr string) (time.Duration, time.Duration, error) {
+		r, err := runNFSCp(ctx, src, seqURL(nfsAddr, mountAddr), o.Size)
 		return r.took, r.cpu, err
 	})
-	if err != nil {
-		return err
-	}
 	sr.Write.MiBps = mibPerSec(o.Size, sr.Write.Seconds)
-	progressf(o.Progress, "nfs: %s: write %.1f MiB/s", sr.Name, sr.Write.MiBps)
+	o.phaseDone(sr.Name, "write", sr.Write, fmt.Sprintf("%.1f MiB/s", sr.Write.MiBps))
 
 	out := filepath.Join(filepath.Dir(src), "out.bin")
 	defer os.Remove(out)
-	progressf(o.Progress, "nfs: %s: read: nfs-cp %s out", sr.Name, formatBytes(o.Size))
-	sr.Read, err = measurePhase(t, func() (time.Duration, time.Duration, error) {
-		r, err := runNFSCp(ctx, url, out, o.Size)
-		return r.took, r.cpu, err
-	})
-	if err != nil {
-		return err
+	if sr.Write.Error != "" {
+		sr.Read.Error = "not run: the write failed"
+	} else {
+		progressf(o.Progress, "nfs: %s: read: nfs-cp %s out", sr.Name, formatBytes(o.Size))
+		sr.Read = runPhase(ctx, t, func(nfsAddr, mountAddr string) (time.Duration, time.Duration, error) {
+			r, err := runNFSCp(ctx, seqURL(nfsAddr, mountAddr), out, o.Size)
+			return r.took, r.cpu, err
+		})
+		sr.Read.MiBps = mibPerSec(o.Size, sr.Read.Seconds)
+		if sr.Read.Error == "" {
+			if err := sameFiles(src, out); err != nil {
+				sr.Read.Error = "the file read back is not the one written: " + err.Error()
+			}
+		}
+		os.Remove(out)
+		o.phaseDone(sr.Name, "read", sr.Read, fmt.Sprintf("%.1f MiB/s, same bytes", sr.Read.MiBps))
 	}
-	sr.Read.MiBps = mibPerSec(o.Size, sr.Read.Seconds)
-	if err := sameFiles(src, out); err != nil {
-		return fmt.Errorf("the file read back is not the one written: %w", err)
-	}
-	os.Remove(out)
-	progressf(o.Progress, "nfs: %s: read %.1f MiB/s, same bytes", sr.Name, sr.Read.MiBps)
 
 	progressf(o.Progress, "nfs: %s: metadata: %d × CREATE + GETATTR + REMOVE from %d connections", sr.Name, o.Files, o.Workers)
-	dir, err := metaSetup(ctx, t.nfsAddr, t.mountAddr)
-	if err != nil {
-		return err
-	}
-	sr.MetaCPU, err = measurePhase(t, func() (time.Duration, time.Duration, error) {
-		start := time.Now()
-		sr.Meta, err = runMeta(ctx, t.nfsAddr, dir, o.Files, o.Workers)
-		return time.Since(start), 0, err
+	sr.MetaCPU = runPhase(ctx, t, func(nfsAddr, mountAddr string) (time.Duration, time.Duration, error) {
+		dir, err := metaSetup(ctx, nfsAddr, mountAddr)
+		if err != nil {
+			return 0, 0, err
+		}
+		sr.Meta, err = runMeta(ctx, nfsAddr, dir, o.Files, o.Workers)
+		return time.Duration(sr.Meta.Seconds * float64(time.Second)), 0, err
 	})
-	if err != nil {
-		return err
+	o.phaseDone(sr.Name, "metadata", sr.MetaCPU, fmt.Sprintf("%.0f ops/s", sr.Meta.OpsPerSec))
+}
+
+func (o *NFSOptions) phaseDone(server, name string, ph Phase, figure string) {
+	switch {
+	case ph.Error != "":
+		progressf(o.Progress, "nfs: %s: %s failed: %s", server, name, ph.Error)
+	case ph.Note != "":
+		progressf(o.Progress, "nfs: %s: %s %s (%s)", server, name, figure, ph.Note)
+	default:
+		progressf(o.Progress, "nfs: %s: %s %s", server, name, figure)
 	}
-	progressf(o.Progress, "nfs: %s: metadata %.0f ops/s", sr.Name, sr.Meta.OpsPerSec)
-	return nil
+}
+
+// seqURL is the libnfs URL of the sequential test's file.
+func seqURL(nfsAddr, mountAddr string) string {
+	_, nfsPort := splitPort(nfsAddr)
+	_, mountPort := splitPort(mountAddr)
+	return nfsURL("127.0.0.1", nfsPort, mountPort, "seq.bin")
 }
 
 func splitPort(addr string) (string, int) {
-	for i := len(addr) - 1; i >= 0; i-- {
-		if addr[i] == ':' {
-			p, _ := strconv.Atoi(addr[i+1:])
-			return addr[:i], p
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr, 0
+	}
+	p, _ := strconv.Atoi(port)
+	return host, p
+}
+
+// runPhase finds where t is now, runs the load f against it under
+// measurePhase and notes a change of keel's leader during it. A failure is
+// recorded in the phase, with the end of the server's logs.
+func runPhase(ctx context.Context, t nfsTarget, f func(nfsAddr, mountAddr string) (took, childCPU time.Duration, err error)) Phase {
+	nfsAddr, mountAddr, leader, err := t.resolve(ctx)
+	if err != nil {
+		return Phase{Error: err.Error()}
+	}
+	ph, err := measurePhase(t, func() (time.Duration, time.Duration, error) { return f(nfsAddr, mountAddr) })
+	if _, _, after, rerr := t.resolve(ctx); rerr == nil && after != leader {
+		ph.Note = fmt.Sprintf("the leader moved from %s to %s during the load", leader, after)
+	}
+	if err != nil {
+		ph.Error = err.Error()
+		if ctx.Err() == nil {
+			ph.Error += t.logs()
 		}
 	}
-	return addr, 0
+	return ph
 }
 
 // measurePhase runs f, which returns how long its load took and the CPU
@@ -285,9 +359,6 @@ func measurePhase(t nfsTarget, f func() (took, childCPU time.Duration, err error
 		took, child, err = f()
 		return err
 	})
-	if err != nil {
-		return Phase{}, err
-	}
 	var ph Phase
 	ph.Seconds = took.Seconds()
 	for i, p := range procs {
@@ -306,7 +377,7 @@ func measurePhase(t nfsTarget, f func() (took, childCPU time.Duration, err error
 		ph.MachineBusyPercent = percent(sysAfter.busy-sysBefore.busy, sysAfter.total-sysBefore.total)
 		ph.MachineIOWaitPercent = percent(sysAfter.iowait-sysBefore.iowait, sysAfter.total-sysBefore.total)
 	}
-	return ph, nil
+	return ph, err
 }
 
 // mibPerSec is bytes per second in MiB (2^20 bytes).

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -36,6 +37,8 @@ type NFSServerResult struct {
 // Phase is one load's wall time, rate and CPU use; CPU percentages are of
 // one CPU over the load.
 type Phase struct {
+	Error                string       `json:"error,omitempty"` // the load failed: no figures
+	Note                 string       `json:"note,omitempty"`  // e.g. keel's leader moved during the load
 	Seconds              float64      `json:"seconds"`
 	MiBps                float64      `json:"mib_per_s,omitempty"`
 	Servers              []ProcessCPU `json:"server_cpu"` // the server's processes
@@ -46,7 +49,23 @@ type Phase struct {
 	Others               Others       `json:"others"`
 }
 
+// measured says the server ran (its loads may still have failed).
 func (s *NFSServerResult) measured() bool { return s.NotInstalled == "" && s.Error == "" }
+
+// figure returns a load's figure and whether there is one.
+func (s *NFSServerResult) figure(load string) (float64, bool) {
+	if s == nil || !s.measured() {
+		return 0, false
+	}
+	switch load {
+	case "write":
+		return s.Write.MiBps, s.Write.Error == ""
+	case "read":
+		return s.Read.MiBps, s.Read.Error == ""
+	default:
+		return s.Meta.OpsPerSec, s.MetaCPU.Error == ""
+	}
+}
 
 // Targets of the design that EvaluateNFS checks.
 const (
@@ -68,50 +87,66 @@ func (r *NFSResult) server(kind string) *NFSServerResult {
 func EvaluateNFS(r *NFSResult) []Check {
 	k1, k3, g := r.server(KindKeel1), r.server(KindKeel3), r.server(KindGanesha)
 	var out []Check
-	vs := func(name string, k *NFSServerResult, value func(*NFSServerResult) float64, factor float64, unit string) {
+	vs := func(name string, k *NFSServerResult, load string, factor float64, unit string) {
 		c := Check{Name: name, Limit: factor}
+		kv, kok := k.figure(load)
+		gv, gok := g.figure(load)
 		switch {
-		case k == nil || !k.measured():
-			c.Detail = "no keel figures"
-		case g == nil || !g.measured():
-			c.Detail = "no Ganesha figures: " + ganeshaWhy(g)
+		case !kok:
+			c.Detail = "no keel figure"
+		case !gok:
+			c.Detail = "no Ganesha figure: " + ganeshaWhy(g, load)
 		default:
-			kv, gv := value(k), value(g)
 			c.Value = ratio(kv, gv)
 			c.Pass = gv > 0 && kv >= factor*gv
 			c.Detail = fmt.Sprintf("%.2f × (%.1f vs %.1f %s)", c.Value, kv, gv, unit)
 		}
 		out = append(out, c)
 	}
-	write := func(s *NFSServerResult) float64 { return s.Write.MiBps }
-	read := func(s *NFSServerResult) float64 { return s.Read.MiBps }
-	meta := func(s *NFSServerResult) float64 { return s.Meta.OpsPerSec }
-	vs("1-node write ≥ Ganesha", k1, write, 1, "MiB/s")
-	vs("1-node read ≥ Ganesha", k1, read, 1, "MiB/s")
-	vs("1-node metadata ≥ Ganesha", k1, meta, 1, "ops/s")
-	vs(fmt.Sprintf("3-node write ≥ %g × Ganesha", Target3NodeWriteVsGanesha), k3, write, Target3NodeWriteVsGanesha, "MiB/s")
+	vs("1-node write ≥ Ganesha", k1, "write", 1, "MiB/s")
+	vs("1-node read ≥ Ganesha", k1, "read", 1, "MiB/s")
+	vs("1-node metadata ≥ Ganesha", k1, "meta", 1, "ops/s")
+	vs(fmt.Sprintf("3-node write ≥ %g × Ganesha", Target3NodeWriteVsGanesha), k3, "write", Target3NodeWriteVsGanesha, "MiB/s")
 	return out
 }
 
-func ganeshaWhy(g *NFSServerResult) string {
+func ganeshaWhy(g *NFSServerResult, load string) string {
 	switch {
 	case g == nil:
 		return "not run"
 	case g.NotInstalled != "":
 		return g.NotInstalled
+	case g.Error != "":
+		return firstLine(g.Error)
 	default:
-		return g.Error
+		return "the " + load + " load failed"
 	}
 }
 
-// durabilityText is what an acknowledged WRITE meant on s, with what the
-// probe saw nfs-cp ask.
+// durabilityText is what an acknowledged WRITE meant on s: the committed
+// level its replies gave, then what that level meant there.
 func durabilityText(s *NFSServerResult) string {
-	asked := "nfs-cp asked " + countsText(s.Probe.Writes, "")
-	if s.Probe.Error != "" {
-		asked = "probe failed"
+	if s.Probe.Error != "" || len(s.Probe.Answered) == 0 {
+		return s.Durability
 	}
-	return fmt.Sprintf("%s (%s, %d COMMIT)", s.Durability, asked, s.Probe.Commits)
+	var levels []string
+	for k := range s.Probe.Answered {
+		levels = append(levels, k)
+	}
+	slices.Sort(levels)
+	return strings.Join(levels, "+") + ": " + s.Durability
+}
+
+// cell is a load's figure in the table, or why there is none.
+func cell(ph Phase, v float64, format string) string {
+	switch {
+	case ph.Error != "":
+		return "failed"
+	case ph.Note != "":
+		return fmt.Sprintf(format, v) + "*"
+	default:
+		return fmt.Sprintf(format, v)
+	}
 }
 
 // WriteNFSText prints r: one row per server, what nfs-cp asked of each,
@@ -130,8 +165,21 @@ func WriteNFSText(w io.Writer, r *NFSResult) {
 		case s.Error != "":
 			fmt.Fprintf(w, row, s.Name, "-", "-", "-", "failed: "+firstLine(s.Error))
 		default:
-			fmt.Fprintf(w, row, s.Name, fmt.Sprintf("%.1f", s.Write.MiBps), fmt.Sprintf("%.1f", s.Read.MiBps),
-				fmt.Sprintf("%.0f", s.Meta.OpsPerSec), durabilityText(s))
+			fmt.Fprintf(w, row, s.Name, cell(s.Write, s.Write.MiBps, "%.1f"), cell(s.Read, s.Read.MiBps, "%.1f"),
+				cell(s.MetaCPU, s.Meta.OpsPerSec, "%.0f"), durabilityText(s))
+		}
+	}
+	for i := range r.Servers {
+		s := &r.Servers[i]
+		for _, l := range []struct {
+			name string
+			ph   Phase
+		}{{"write", s.Write}, {"read", s.Read}, {"metadata", s.MetaCPU}} {
+			if l.ph.Error != "" {
+				fmt.Fprintf(w, "  %s, %s failed: %s\n", s.Name, l.name, l.ph.Error)
+			} else if l.ph.Note != "" {
+				fmt.Fprintf(w, "  * %s, %s: %s\n", s.Name, l.name, l.ph.Note)
+			}
 		}
 	}
 	fmt.Fprintf(w, "\nwhat nfs-cp sent and each server answered (a %s copy through a counting proxy):\n", formatBytes(probeSize))
@@ -147,10 +195,10 @@ func WriteNFSText(w io.Writer, r *NFSResult) {
 			continue
 		}
 		fmt.Fprintf(w, "  %s\n", s.Name)
-		writePhase(w, "write", s.Write, fmt.Sprintf("%.1f s", s.Write.Seconds))
-		writePhase(w, "read", s.Read, fmt.Sprintf("%.1f s", s.Read.Seconds))
-		writePhase(w, "meta", s.MetaCPU, fmt.Sprintf("%.1f s; p50/p99 ms: CREATE %.2f/%.2f, GETATTR %.2f/%.2f, REMOVE %.2f/%.2f",
-			s.Meta.Seconds, s.Meta.Create.P50Ms, s.Meta.Create.P99Ms, s.Meta.Getattr.P50Ms, s.Meta.Getattr.P99Ms,
+		writePhase(w, "write", s.Write, "")
+		writePhase(w, "read", s.Read, "")
+		writePhase(w, "meta", s.MetaCPU, fmt.Sprintf("per call, p50/p99 ms: CREATE %.2f/%.2f, GETATTR %.2f/%.2f, REMOVE %.2f/%.2f",
+			s.Meta.Create.P50Ms, s.Meta.Create.P99Ms, s.Meta.Getattr.P50Ms, s.Meta.Getattr.P99Ms,
 			s.Meta.Remove.P50Ms, s.Meta.Remove.P99Ms))
 	}
 	fmt.Fprintln(w, "\ntargets (reported, not asserted):")
@@ -167,14 +215,21 @@ func WriteNFSText(w io.Writer, r *NFSResult) {
 }
 
 func writePhase(w io.Writer, name string, p Phase, detail string) {
+	if p.Error != "" || p.Client == "" {
+		fmt.Fprintf(w, "    %-5s failed\n", name)
+		return
+	}
 	var procs []string
 	for _, s := range p.Servers {
 		procs = append(procs, fmt.Sprintf("%s %.0f %%", s.Name, s.CPUPercent))
 	}
 	procs = append(procs, fmt.Sprintf("%s %.0f %%", p.Client, p.ClientCPUPercent))
-	fmt.Fprintf(w, "    %-5s %s: %s; machine busy %.0f %%, iowait %.0f %%\n", name, detail, strings.Join(procs, ", "),
+	fmt.Fprintf(w, "    %-5s %5.1f s: %s; machine busy %.0f %%, iowait %.0f %%\n", name, p.Seconds, strings.Join(procs, ", "),
 		p.MachineBusyPercent, p.MachineIOWaitPercent)
-	fmt.Fprintf(w, "          others: %s\n", othersText(p.Others))
+	fmt.Fprintf(w, "            others: %s\n", othersText(p.Others))
+	if detail != "" {
+		fmt.Fprintf(w, "            %s\n", detail)
+	}
 }
 
 func firstLine(s string) string {

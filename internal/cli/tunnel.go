@@ -29,7 +29,7 @@ whichever node is active; when that changes it reconnects and resends what was i
 flight, so clients see a pause, not an error.
 
   keel tunnel --cluster /etc/keel/client.yaml --listen 127.0.0.1:2049
-  mount -t nfs -o vers=3,proto=tcp,port=2049,mountport=2049,nolock 127.0.0.1:/data /mnt/data
+  mount -t nfs -o vers=3,proto=tcp,port=2049,mountport=2049,nolock,hard 127.0.0.1:/data /mnt/data
   keel tunnel status`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -286,7 +286,7 @@ func printUp(w io.Writer, lay *config.Layout, nodes []*upNode, vols []cluster.Vo
 		host, port, _ := net.SplitHostPort(listen)
 		fmt.Fprintf(w, "\nNFS endpoint %s (follows the active node, now %s). Try:\n", listen, leader)
 		fmt.Fprintf(w, "  nfs-ls 'nfs://%s/data?nfsport=%s&mountport=%s'            (Debian: libnfs-utils)\n", host, port, port)
-		fmt.Fprintf(w, "  mount -t nfs -o vers=3,tcp,port=%s,mountport=%s,nolock %s:/data /mnt\n", port, port, host)
+		fmt.Fprintf(w, "  mount -t nfs -o vers=3,proto=tcp,port=%s,mountport=%s,nolock,hard %s:/data /mnt\n", port, port, host)
 	}
 	fmt.Fprintf(w, "Without an NFS client:  keel fs put FILE data:/FILE --dir %s\n\n", dir)
 	fmt.Fprintf(w, "In another terminal:  keel status --dir %s\n", dir)
