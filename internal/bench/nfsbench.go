@@ -128,7 +128,7 @@ func (o *NFSOptions) measureServer(ctx context.Context, runDir, kind, src, probe
 		n = 3
 	}
 	sr.Name = clusterLabel(n)
-	sr.Durability = fmt.Sprintf("committed on %d of %d nodes, each fsync'd", n/2+1, n)
+	sr.Durability = fmt.Sprintf("committed on %d of %d nodes, each fsync'd (CREATE, REMOVE too)", n/2+1, n)
 	progressf(o.Progress, "nfs: %s: starting the `keel serve` processes in %s", sr.Name, dir)
 	c, err := startCluster(ctx, o.Executable, dir, n)
 	if err != nil {
@@ -178,7 +178,7 @@ func (o *NFSOptions) measureGanesha(ctx context.Context, dir string, sr NFSServe
 		sr.Name = "NFS-Ganesha " + g.version + " (FSAL VFS)"
 	}
 	sr.Version = g.version
-	sr.Durability = "in the kernel's page cache; COMMIT → fsync"
+	sr.Durability = "in the kernel's page cache; COMMIT → fsync (CREATE, REMOVE: no sync)"
 	t := nfsTarget{
 		resolve: func(context.Context) (string, string, string, error) { return g.nfsAddr, g.mountAddr, "", nil },
 		procs:   func() []procRef { return []procRef{{name: "ganesha.nfsd", pid: g.pid()}} },
@@ -259,6 +259,9 @@ func (o *NFSOptions) runLoads(ctx context.Context, sr *NFSServerResult, t nfsTar
 	})
 	sr.Write.MiBps = mibPerSec(o.Size, sr.Write.Seconds)
 	o.phaseDone(sr.Name, "write", sr.Write, fmt.Sprintf("%.1f MiB/s", sr.Write.MiBps))
+	if ctx.Err() != nil {
+		return
+	}
 
 	out := filepath.Join(filepath.Dir(src), "out.bin")
 	defer os.Remove(out)
@@ -278,6 +281,9 @@ func (o *NFSOptions) runLoads(ctx context.Context, sr *NFSServerResult, t nfsTar
 		}
 		os.Remove(out)
 		o.phaseDone(sr.Name, "read", sr.Read, fmt.Sprintf("%.1f MiB/s, same bytes", sr.Read.MiBps))
+	}
+	if ctx.Err() != nil {
+		return
 	}
 
 	progressf(o.Progress, "nfs: %s: metadata: %d × CREATE + GETATTR + REMOVE from %d connections", sr.Name, o.Files, o.Workers)

@@ -49,8 +49,11 @@ func runNFSCp(ctx context.Context, src, dst string, size uint64) (cpRun, error) 
 	if cmd.ProcessState != nil {
 		r.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}
-	if ctx.Err() != nil && err != nil {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) && err != nil {
 		return r, fmt.Errorf("bench: nfs-cp %s %s: no end within %s: %s", src, dst, cpTimeout(size), strings.TrimSpace(out.String()))
+	}
+	if ctx.Err() != nil && err != nil {
+		return r, ctx.Err()
 	}
 	if err != nil {
 		if errors.Is(err, exec.ErrNotFound) {

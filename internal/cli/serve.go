@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"os"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 
@@ -38,6 +39,18 @@ override the file; flags override both.`,
 				return fmt.Errorf("invalid config %s:\n%w", g.cfgPath, err)
 			}
 			logger := newLogger(os.Stderr, cfg.Log.Level, cfg.Log.Format)
+			// KEEL_CPUPROFILE=FILE writes a Go CPU profile of the whole run,
+			// for finding where a benchmark's time goes.
+			if path := os.Getenv("KEEL_CPUPROFILE"); path != "" {
+				f, err := os.Create(path)
+				if err != nil {
+					return fmt.Errorf("KEEL_CPUPROFILE: %w", err)
+				}
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return fmt.Errorf("KEEL_CPUPROFILE: %w", err)
+				}
+				defer func() { pprof.StopCPUProfile(); f.Close() }()
+			}
 			n, err := node.Start(cfg, logger)
 			if err != nil {
 				return err

@@ -259,11 +259,23 @@ func (t *txn) dirty(ns ...*inode) {
 
 // freeInode deletes the inode record and all its data chunks, and takes it
 // off its volume's usage.
+// maxPointChunkDeletes is the largest file, in chunks (16 MiB), whose data
+// freeInode deletes key by key rather than with a range deletion.
+const maxPointChunkDeletes = 256
+
 func (t *txn) freeInode(v *volume, n *inode) {
 	t.inodes[[2]uint64{n.Vol, n.Ino}] = &cachedInode{n: n, deleted: true}
-	if n.Type == TypeRegular {
-		start := chunkKey(n.Vol, n.Ino, 0)
-		t.delRange(start, prefixEnd(start[:17]))
+	if n.Type == TypeRegular && n.Used > 0 {
+		// Small files drop their few chunks one by one: a range deletion per
+		// removed file piles up range tombstones that every later read walks.
+		if chunks := (n.Size + ChunkSize - 1) / ChunkSize; chunks <= maxPointChunkDeletes {
+			for i := uint64(0); i < chunks; i++ {
+				t.del(chunkKey(n.Vol, n.Ino, i))
+			}
+		} else {
+			start := chunkKey(n.Vol, n.Ino, 0)
+			t.delRange(start, prefixEnd(start[:17]))
+		}
 		v.Used -= n.Used
 	}
 	v.Inodes--
