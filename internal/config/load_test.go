@@ -64,7 +64,7 @@ func TestLoad(t *testing.T) {
 	if c.Raft.HeartbeatTimeout.D() != 2*time.Second || c.Raft.ElectionTimeout.D() != 3*time.Second {
 		t.Errorf("raft from file: %+v", c.Raft)
 	}
-	if c.Raft.LeaderLeaseTimeout.D() != 500*time.Millisecond || c.Raft.TrailingLogs != 10240 || c.Node.Role != RoleData || c.Log.Level != "info" {
+	if c.Raft.LeaderLeaseTimeout.D() != 250*time.Millisecond || c.Raft.TrailingLogs != 10240 || c.Node.Role != RoleData || c.Log.Level != "info" {
 		t.Errorf("defaults lost: %+v %+v", c.Raft, c.Log)
 	}
 }
@@ -127,6 +127,7 @@ func TestDurationRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	c := good()
 	c.Raft.CommitTimeout = Duration(250 * time.Millisecond)
+	c.Raft.HeartbeatTimeout = Duration(time.Second)
 	p := filepath.Join(dir, "node.yaml")
 	if err := Write(p, &c); err != nil {
 		t.Fatal(err)

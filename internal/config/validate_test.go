@@ -71,7 +71,7 @@ func TestValidate(t *testing.T) {
 		}, []string{"peers"}},
 		{"no tls", func(c *Config) { c.TLS = TLSFiles{} }, []string{"tls.ca", "tls.cert", "tls.key", "tls.secret"}},
 		{"zero heartbeat", func(c *Config) { c.Raft.HeartbeatTimeout = 0 }, []string{"raft.heartbeat_timeout"}},
-		{"election < heartbeat", func(c *Config) { c.Raft.ElectionTimeout = Duration(500 * time.Millisecond) }, []string{"raft.election_timeout"}},
+		{"election < heartbeat", func(c *Config) { c.Raft.ElectionTimeout = Duration(300 * time.Millisecond) }, []string{"raft.election_timeout"}},
 		{"lease > heartbeat", func(c *Config) { c.Raft.LeaderLeaseTimeout = Duration(2 * time.Second) }, []string{"raft.leader_lease_timeout"}},
 		{"no apply timeout", func(c *Config) { c.Raft.ApplyTimeout = 0 }, []string{"raft.apply_timeout"}},
 		{"negative commit", func(c *Config) { c.Raft.CommitTimeout = -1 }, []string{"raft.commit_timeout"}},
