@@ -65,6 +65,7 @@ keel serve --config node.yaml on each.`,
 		newInitCmd(g), newServeCmd(g), newUpCmd(g), newStatusCmd(g), newVolumeCmd(g),
 		newFsCmd(g), newSnapshotCmd(g), newFailoverCmd(g), newTunnelCmd(g), newVersionCmd(g),
 		newBenchCmd(g),
+		newBackupCmd(g),
 	)
 	return root
 }

@@ -122,3 +122,121 @@ type RevertRequest struct {
 	Snapshot string `json:"snapshot"`
 	Force    bool   `json:"force,omitempty"`
 }
+
+// BackupPushRequest backs a volume up (POST /v1/volumes/{name}/backups).
+type BackupPushRequest struct {
+	To string `json:"to"` // backup URL, e.g. file:///var/backups/keel: a directory on the leader's machine
+}
+
+// BackupProgress is a progress line of a running backup operation.
+type BackupProgress struct {
+	Op       string  `json:"op"`                       // push | restore | verify
+	Bytes    uint64  `json:"bytes"`                    // scanned (push), written (restore), read back (verify)
+	Total    uint64  `json:"total_bytes,omitempty"`    // the bytes expected, when known
+	Uploaded uint64  `json:"uploaded_bytes,omitempty"` // push: new chunk bytes stored
+	Files    int64   `json:"files"`
+	Elapsed  float64 `json:"elapsed_seconds"`
+	Rate     float64 `json:"bytes_per_second"`
+}
+
+// BackupEvent is one line of the NDJSON stream that backup push, verify,
+// restore and prune answer with: progress lines, then a last line (Done)
+// with the result, the error, or both (a verify that found problems).
+type BackupEvent struct {
+	Progress *BackupProgress `json:"progress,omitempty"`
+	Result   any             `json:"result,omitempty"`
+	Error    *ErrorBody      `json:"error,omitempty"`
+	Done     bool            `json:"done,omitempty"`
+}
+
+// BackupPushResult reports a backup made.
+type BackupPushResult struct {
+	ID              string    `json:"id"`
+	Volume          string    `json:"volume"`
+	URL             string    `json:"url"`
+	Manifest        string    `json:"manifest"` // its key in the store
+	Snapshot        string    `json:"snapshot"` // the temporary snapshot read
+	RaftIndex       uint64    `json:"raft_index"`
+	SnapshotTime    time.Time `json:"snapshot_time"`
+	Files           int64     `json:"files"`
+	Dirs            int64     `json:"dirs"`
+	Symlinks        int64     `json:"symlinks"`
+	HardLinks       int64     `json:"hard_links"`
+	Bytes           uint64    `json:"bytes"`      // sum of file sizes
+	DataBytes       uint64    `json:"data_bytes"` // stored data, holes excluded
+	BytesScanned    uint64    `json:"bytes_scanned"`
+	BytesUploaded   uint64    `json:"bytes_uploaded"` // new chunks only
+	ChunksUploaded  int64     `json:"chunks_uploaded"`
+	ChunksReused    int64     `json:"chunks_reused"`
+	ManifestBytes   int64     `json:"manifest_bytes"`
+	DurationSeconds float64   `json:"duration_seconds"`
+	Warnings        []string  `json:"warnings,omitempty"`
+}
+
+// BackupInfo is one backup in a listing (GET /v1/backups?url=URL).
+type BackupInfo struct {
+	ID          string    `json:"id"`
+	Volume      string    `json:"volume"`
+	Time        time.Time `json:"time"` // the snapshot's
+	RaftIndex   uint64    `json:"raft_index"`
+	Files       int64     `json:"files"`
+	Bytes       uint64    `json:"bytes"`
+	DataBytes   uint64    `json:"data_bytes"`
+	UniqueBytes uint64    `json:"unique_bytes"` // used by no other backup: what pruning it alone frees
+	Error       string    `json:"error,omitempty"`
+}
+
+// BackupVerifyRequest verifies backup ID at URL, or every backup there.
+type BackupVerifyRequest struct {
+	URL string `json:"url"`
+	ID  string `json:"id,omitempty"`
+}
+
+// BackupVerifyResult reports a verification.
+type BackupVerifyResult struct {
+	Backups         []string `json:"backups"`
+	Chunks          int64    `json:"chunks"`
+	Bytes           uint64   `json:"bytes"`
+	Problems        []string `json:"problems,omitempty"`
+	DurationSeconds float64  `json:"duration_seconds"`
+}
+
+// BackupRestoreRequest restores a backup into a new volume.
+type BackupRestoreRequest struct {
+	URL       string `json:"url"`
+	ID        string `json:"id,omitempty"`   // default: the latest
+	From      string `json:"from,omitempty"` // the backed-up volume, when the store holds several
+	Volume    string `json:"volume"`         // the new volume
+	SizeBytes uint64 `json:"size_bytes,omitempty"`
+}
+
+// BackupRestoreResult reports a restore.
+type BackupRestoreResult struct {
+	ID              string  `json:"id"`
+	Volume          string  `json:"volume"`   // the backed-up volume
+	Restored        string  `json:"restored"` // the new volume
+	SizeBytes       uint64  `json:"size_bytes"`
+	Files           int64   `json:"files"`
+	Dirs            int64   `json:"dirs"`
+	Symlinks        int64   `json:"symlinks"`
+	HardLinks       int64   `json:"hard_links"`
+	BytesWritten    uint64  `json:"bytes_written"`
+	DurationSeconds float64 `json:"duration_seconds"`
+}
+
+// BackupPruneRequest deletes old backups and the data only they used.
+type BackupPruneRequest struct {
+	URL       string `json:"url"`
+	KeepLast  int    `json:"keep_last,omitempty"`
+	KeepDaily int    `json:"keep_daily,omitempty"`
+	DryRun    bool   `json:"dry_run,omitempty"`
+}
+
+// BackupPruneResult reports a prune.
+type BackupPruneResult struct {
+	Kept          []string `json:"kept"`    // volume/id
+	Deleted       []string `json:"deleted"` // volume/id
+	ChunksDeleted int64    `json:"chunks_deleted"`
+	BytesFreed    uint64   `json:"bytes_freed"`
+	DryRun        bool     `json:"dry_run,omitempty"`
+}

@@ -377,3 +377,64 @@ func (c *Client) RevertVolume(ctx context.Context, vol, snap string, force bool)
 	var v VolumeInfo
 	return v, c.Do(ctx, http.MethodPost, "/v1/volumes/"+url.PathEscape(vol)+"/revert", jsonBody(RevertRequest{Snapshot: snap, Force: force}), &v)
 }
+
+// streamBackup sends a backup operation to the leader and reads its NDJSON
+// answer: progress lines go to progress (if not nil), the result into out.
+func (c *Client) streamBackup(ctx context.Context, path string, req any, progress func(BackupProgress), out any) error {
+	resp, err := c.Stream(ctx, http.MethodPost, path, jsonBody(req))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	for {
+		ev := BackupEvent{Result: out}
+		if err := dec.Decode(&ev); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("cluster: the leader's answer to POST %s broke off (it stopped, or lost leadership; the operation did not finish): %w", path, err)
+		}
+		if ev.Progress != nil && progress != nil {
+			progress(*ev.Progress)
+		}
+		if ev.Error != nil {
+			return &APIError{Status: resp.StatusCode, Body: *ev.Error}
+		}
+		if ev.Done {
+			return nil
+		}
+	}
+}
+
+// BackupPush backs volume vol up to the backup URL to (on the leader).
+func (c *Client) BackupPush(ctx context.Context, vol, to string, progress func(BackupProgress)) (BackupPushResult, error) {
+	var out BackupPushResult
+	return out, c.streamBackup(ctx, "/v1/volumes/"+url.PathEscape(vol)+"/backups", BackupPushRequest{To: to}, progress, &out)
+}
+
+// Backups lists the backups at a backup URL.
+func (c *Client) Backups(ctx context.Context, backupURL string) ([]BackupInfo, error) {
+	var out []BackupInfo
+	return out, c.Do(ctx, http.MethodGet, "/v1/backups?url="+url.QueryEscape(backupURL), nil, &out)
+}
+
+// BackupVerify reads back every object of backup id ("": of every backup)
+// and checks it. Problems found come back in the result and as the error.
+func (c *Client) BackupVerify(ctx context.Context, backupURL, id string, progress func(BackupProgress)) (BackupVerifyResult, error) {
+	var out BackupVerifyResult
+	return out, c.streamBackup(ctx, "/v1/backups/verify", BackupVerifyRequest{URL: backupURL, ID: id}, progress, &out)
+}
+
+// BackupRestore restores a backup into a new volume.
+func (c *Client) BackupRestore(ctx context.Context, req BackupRestoreRequest, progress func(BackupProgress)) (BackupRestoreResult, error) {
+	var out BackupRestoreResult
+	return out, c.streamBackup(ctx, "/v1/backups/restore", req, progress, &out)
+}
+
+// BackupPrune deletes the backups req does not keep and the data only they
+// used.
+func (c *Client) BackupPrune(ctx context.Context, req BackupPruneRequest) (BackupPruneResult, error) {
+	var out BackupPruneResult
+	return out, c.streamBackup(ctx, "/v1/backups/prune", req, nil, &out)
+}

@@ -39,6 +39,7 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("GET /v1/tunnel", n.handleTunnel)
 	mux.HandleFunc("POST /v1/transfer", n.handleTransfer)
 	mux.HandleFunc("POST /v1/raft-snapshot", n.handleRaftSnapshot)
+	n.backupRoutes(mux)
 	mux.Handle("GET /metrics", n.metrics.Handler())
 	return mux
 }

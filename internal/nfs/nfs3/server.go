@@ -51,7 +51,16 @@ type Server struct {
 	Log      *slog.Logger
 	Timeout  time.Duration // per request; 0 means 30 s
 
-	snapNames sync.Map // [vol, raft index] → snapshot name: a snapshot's index never changes
+	snapNames sync.Map // [vol, raft index] → snapRef: a snapshot's index never changes
+}
+
+// snapRef is the snapshot a handle's raft index was found to name: its name,
+// and the store OpenSnapshot gave for it. A snapshot deleted and made again
+// under the same name opens as another store (so does one reloaded from a
+// raft snapshot), which tells the cached name no longer names that index.
+type snapRef struct {
+	name string
+	st   *fsstate.Store
 }
 
 var _ nfsv3.NfsProgram = (*Server)(nil)
@@ -262,31 +271,55 @@ func Credentials(call *rpc.Call, e fsstate.Export) *fsstate.Cred {
 // useSnapshot switches a request to a snapshot of its volume, read-only.
 func (s *Server) useSnapshot(r *request, index uint64) error {
 	key := [2]uint64{r.vol.ID, index}
-	if name, ok := s.snapNames.Load(key); ok {
-		if st, err := r.st.OpenSnapshot(r.vol.ID, name.(string)); err == nil {
+	if v, ok := s.snapNames.Load(key); ok {
+		ref := v.(snapRef)
+		if st, err := r.st.OpenSnapshot(r.vol.ID, ref.name); err == nil && st == ref.st {
 			r.st, r.snap = st, index
 			r.vol.Export.ReadOnly = true
 			return nil
 		}
 		s.snapNames.Delete(key)
 	}
-	snaps, err := r.st.Snapshots(r.vol.ID)
+	name, ok, err := snapshotAt(r.st, r.vol.ID, index)
+	if err != nil || !ok {
+		return staleUnless(err)
+	}
+	st, err := r.st.OpenSnapshot(r.vol.ID, name)
 	if err != nil {
 		return err
 	}
+	// The name may have been deleted and taken again in between: look once
+	// more, so that the store remembered is the one taken at index.
+	if again, ok, err := snapshotAt(r.st, r.vol.ID, index); err != nil || !ok || again != name {
+		return staleUnless(err)
+	}
+	s.snapNames.Store(key, snapRef{name: name, st: st})
+	r.st, r.snap = st, index
+	r.vol.Export.ReadOnly = true
+	return nil
+}
+
+// snapshotAt returns the name of the snapshot of volume vol taken at raft
+// index, if there is one and its directory is there.
+func snapshotAt(st *fsstate.Store, vol, index uint64) (string, bool, error) {
+	snaps, err := st.Snapshots(vol)
+	if err != nil {
+		return "", false, err
+	}
 	for _, sn := range snaps {
 		if sn.Index == index && !sn.Missing {
-			st, err := r.st.OpenSnapshot(r.vol.ID, sn.Name)
-			if err != nil {
-				return err
-			}
-			s.snapNames.Store(key, sn.Name)
-			r.st, r.snap = st, index
-			r.vol.Export.ReadOnly = true
-			return nil
+			return sn.Name, true, nil
 		}
 	}
-	return nfsErr(nfsv3.NFS3ERR_STALE) // deleted
+	return "", false, nil
+}
+
+// staleUnless returns err, or STALE (the snapshot is deleted) if it is nil.
+func staleUnless(err error) error {
+	if err != nil {
+		return err
+	}
+	return nfsErr(nfsv3.NFS3ERR_STALE)
 }
 
 // writable refuses changes on a read-only export.

@@ -243,7 +243,10 @@ func (s *Server) NfsV3Nfsproc3Rename(ctx context.Context, a *nfsv3.Rename3args) 
 	}
 	if err == nil {
 		to, err = s.Handles.Decode(a.To.Dir.Data)
-		if err == nil && to.Vol != from.Vol {
+		// A snapshot is another (read-only) filesystem: a handle in one
+		// names the volume's inode numbers, so taking it for the live
+		// directory would move the file within the live volume.
+		if err == nil && (to.Vol != from.Vol || to.Snap != from.Snap) {
 			err = nfsErr(nfsv3.NFS3ERR_XDEV)
 		}
 	}
@@ -270,7 +273,7 @@ func (s *Server) NfsV3Nfsproc3Link(ctx context.Context, a *nfsv3.Link3args) (nfs
 	}
 	if err == nil {
 		dir, err = s.Handles.Decode(a.Link.Dir.Data)
-		if err == nil && dir.Vol != file.Vol {
+		if err == nil && (dir.Vol != file.Vol || dir.Snap != file.Snap) { // see Rename
 			err = nfsErr(nfsv3.NFS3ERR_XDEV)
 		}
 	}
