@@ -12,11 +12,14 @@ import (
 )
 
 // TestSnapshotDeleteOverNFS deletes snapshot data@s1 with `keel snapshot
-// delete` while an NFS client holds handles into it: they turn stale, MNT
-// /data@s1 fails, the listing no longer shows it. A new snapshot made under
-// the same name is another snapshot (taken at another raft index): the old
-// handles stay stale on every node, and never show the new snapshot's
-// content, while the new mount shows it.
+// delete` after an NFS client used handles into it: MNT /data@s1 and nfs-ls
+// fail, the listing no longer shows it. A new snapshot made under the same
+// name is another snapshot (taken at another raft index): the deleted one's
+// handles are stale on every node, the one that served them included, and
+// never show the new snapshot's content, while a new mount shows it. The
+// new snapshot's handles are stale as soon as it is deleted in turn, and
+// deleting the volume deletes its snapshots' directories on every node.
+// The CLI refuses malformed, missing and duplicate snapshot names.
 func TestSnapshotDeleteOverNFS(t *testing.T) {
 	c := iopCluster(t)
 	leader := iopLeader(t, c)
