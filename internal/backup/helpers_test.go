@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"keel/internal/fsapi"
+	"keel/internal/fsapi/fsapitest"
 	"keel/internal/fsstate"
 )
 
@@ -94,36 +95,6 @@ func (m *memStore) keys(prefix string) []string {
 	return k
 }
 
-// localReplicator applies commands straight to a store (as in fsapi's
-// tests): fsapi without raft.
-type localReplicator struct {
-	mu    sync.Mutex
-	store *fsstate.Store
-	index uint64
-}
-
-func (l *localReplicator) Apply(ctx context.Context, cmd *fsstate.Command) (fsstate.Result, error) {
-	r, err := l.ApplyMany(ctx, []*fsstate.Command{cmd})
-	if err != nil {
-		return fsstate.Result{}, err
-	}
-	return r[0], nil
-}
-
-func (l *localReplicator) ApplyMany(_ context.Context, cmds []*fsstate.Command) ([]fsstate.Result, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var ents []fsstate.Entry
-	for _, c := range cmds {
-		l.index++
-		ents = append(ents, fsstate.Entry{Index: l.index, Term: 1, Data: c.Encode()})
-	}
-	return l.store.ApplyBatch(ents), nil
-}
-
-func (l *localReplicator) ReadIndex(context.Context) error { return nil }
-func (l *localReplicator) Store() *fsstate.Store           { return l.store }
-
 func newFS(t *testing.T) *fsapi.FS {
 	t.Helper()
 	st, err := fsstate.Open(t.TempDir(), nil)
@@ -131,7 +102,7 @@ func newFS(t *testing.T) *fsapi.FS {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return fsapi.New(&localReplicator{store: st})
+	return fsapi.New(fsapitest.New(st))
 }
 
 // builder makes a tree in a volume by path.

@@ -4,53 +4,21 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"sync"
 	"syscall"
 	"testing"
 
+	"keel/internal/fsapi/fsapitest"
 	"keel/internal/fsstate"
 )
 
-// localReplicator applies commands straight to a store: the in-memory
-// stand-in for raft in unit tests.
-type localReplicator struct {
-	mu      sync.Mutex
-	store   *fsstate.Store
-	index   uint64
-	entries int
-}
-
-func (l *localReplicator) Apply(ctx context.Context, cmd *fsstate.Command) (fsstate.Result, error) {
-	r, err := l.ApplyMany(ctx, []*fsstate.Command{cmd})
-	if err != nil {
-		return fsstate.Result{}, err
-	}
-	return r[0], nil
-}
-
-func (l *localReplicator) ApplyMany(_ context.Context, cmds []*fsstate.Command) ([]fsstate.Result, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var ents []fsstate.Entry
-	for _, c := range cmds {
-		l.index++
-		ents = append(ents, fsstate.Entry{Index: l.index, Term: 1, Data: c.Encode()})
-	}
-	l.entries += len(ents)
-	return l.store.ApplyBatch(ents), nil
-}
-
-func (l *localReplicator) ReadIndex(context.Context) error { return nil }
-func (l *localReplicator) Store() *fsstate.Store           { return l.store }
-
-func newFS(t *testing.T) (*FS, *localReplicator) {
+func newFS(t *testing.T) (*FS, *fsapitest.Local) {
 	t.Helper()
 	st, err := fsstate.Open(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	r := &localReplicator{store: st}
+	r := fsapitest.New(st)
 	return New(r), r
 }
 
@@ -69,12 +37,12 @@ func TestLargeWriteIsSplitIntoEntries(t *testing.T) {
 	for i := range data {
 		data[i] = byte(i * 7)
 	}
-	before := r.entries
+	before := r.Entries()
 	w, err := fs.Write(ctx, nil, v.ID, res.Attr.Ino, 10, data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := r.entries - before; got != 5 {
+	if got := r.Entries() - before; got != 5 {
 		t.Fatalf("1 MiB + 123 B went into %d entries, want 5 of at most %d bytes", got, fsstate.MaxEntryData)
 	}
 	if w.Attr.Size != uint64(len(data))+10 {

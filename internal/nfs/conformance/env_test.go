@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/buildbarn/go-xdr/pkg/protocols/nfsv3"
 
 	"keel/internal/fsapi"
+	"keel/internal/fsapi/fsapitest"
 	"keel/internal/fsstate"
 	"keel/internal/nfs/fh"
 	nfsmount "keel/internal/nfs/mount"
@@ -29,43 +29,13 @@ import (
 	"keel/internal/nfs/rpc"
 )
 
-// localReplicator applies commands straight to a store: raft's stand-in
-// (as in internal/fsapi's tests).
-type localReplicator struct {
-	mu    sync.Mutex
-	store *fsstate.Store
-	index uint64
-}
-
-func (l *localReplicator) Apply(ctx context.Context, cmd *fsstate.Command) (fsstate.Result, error) {
-	r, err := l.ApplyMany(ctx, []*fsstate.Command{cmd})
-	if err != nil {
-		return fsstate.Result{}, err
-	}
-	return r[0], nil
-}
-
-func (l *localReplicator) ApplyMany(_ context.Context, cmds []*fsstate.Command) ([]fsstate.Result, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	ents := make([]fsstate.Entry, 0, len(cmds))
-	for _, c := range cmds {
-		l.index++
-		ents = append(ents, fsstate.Entry{Index: l.index, Term: 1, Data: c.Encode()})
-	}
-	return l.store.ApplyBatch(ents), nil
-}
-
-func (l *localReplicator) ReadIndex(context.Context) error { return nil }
-func (l *localReplicator) Store() *fsstate.Store           { return l.store }
-
 // writeVerifier is what the test server reports as the leader's term.
 const writeVerifier = 7
 
 // server is one in-process NFS service over its own state.
 type server struct {
 	t       *testing.T
-	repl    *localReplicator
+	repl    *fsapitest.Local
 	fs      *fsapi.FS
 	handles *fh.Codec
 	rpc     *rpc.Server
@@ -96,7 +66,7 @@ func startServer(t *testing.T, o serverOpts) *server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	s := &server{t: t, repl: &localReplicator{store: st}, handles: fh.NewCodec([]byte("conformance test secret"))}
+	s := &server{t: t, repl: fsapitest.New(st), handles: fh.NewCodec([]byte("conformance test secret"))}
 	s.fs = fsapi.New(s.repl)
 	if o.size == 0 {
 		o.size = 1 << 30
@@ -153,7 +123,7 @@ func (s *server) setExport(vol string, e fsstate.Export) {
 // volume returns the current record of a volume.
 func (s *server) volume(name string) fsstate.Volume {
 	s.t.Helper()
-	v, err := s.repl.store.VolumeByName(name)
+	v, err := s.repl.Store().VolumeByName(name)
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -233,7 +233,7 @@ func (s *server) lookupPriv(dir []byte, name string) []byte {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	a, err := s.repl.store.Lookup(d.Vol, d.Ino, name)
+	a, err := s.repl.Store().Lookup(d.Vol, d.Ino, name)
 	if err != nil {
 		s.t.Fatalf("lookup %s: %v", name, err)
 	}
