@@ -138,7 +138,9 @@ func parseWriteReply(rec []byte) (xid, committed uint32, ok bool) {
 	}
 	r.u32() // verifier flavor
 	r.opaque()
-	if r.u32() != 0 || r.u32() != 0 { // SUCCESS, NFS3_OK
+	accept := r.u32()
+	status := r.u32()
+	if accept != 0 || status != 0 { // SUCCESS, NFS3_OK
 		return xid, 0, false
 	}
 	if r.u32() == 1 { // pre_op_attr: size, mtime, ctime

@@ -157,12 +157,11 @@ func runUp(ctx context.Context, g *globals, o *upOptions, out io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("--volume-size: %w", err)
 		}
-		v, err := client.CreateVolume(ctx, "data", sz)
-		if err != nil {
+		if _, err := client.CreateVolume(ctx, "data", sz); err != nil {
 			return fmt.Errorf("create the default volume: %w", err)
 		}
 		// A local development cluster: let this machine's root write.
-		v, err = client.SetExport(ctx, "data", cluster.ExportInfo{Clients: []string{"127.0.0.0/8", "::1/128"},
+		v, err := client.SetExport(ctx, "data", cluster.ExportInfo{Clients: []string{"127.0.0.0/8", "::1/128"},
 			Squash: "no_root_squash", AnonUID: 65534, AnonGID: 65534})
 		if err != nil {
 			return fmt.Errorf("export the default volume: %w", err)

@@ -191,10 +191,6 @@ func readStatus(r *nfsResult) io.ReaderFrom {
 	})
 }
 
-func be32u(b []byte) uint32 {
-	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-}
-
 // replyStatus returns the NFS status of a reply record.
 func replyStatus(t *testing.T, rec []byte) nfsv3.Nfsstat3 {
 	t.Helper()
