@@ -1,7 +1,8 @@
 package bench
 
 import (
-	"fmt"
+	"keel/internal/units"
+
 	"math"
 	"slices"
 	"time"
@@ -68,15 +69,4 @@ func ratio(a, b float64) float64 {
 }
 
 // formatBytes prints bytes in binary units.
-func formatBytes(b uint64) string {
-	const unit = 1024
-	if b < unit {
-		return fmt.Sprintf("%d B", b)
-	}
-	div, exp := uint64(unit), 0
-	for n := b / unit; n >= unit && exp < 4; n /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTP"[exp])
-}
+func formatBytes(b uint64) string { return units.FormatSize(b) }
