@@ -19,7 +19,7 @@ func (s *Server) NfsV3Nfsproc3Getattr(ctx context.Context, a *nfsv3.Getattr3args
 	if err != nil {
 		return &nfsv3.Getattr3res_default{Status: status(err)}, nil
 	}
-	return &nfsv3.Getattr3res_NFS3_OK{Resok: nfsv3.Getattr3resok{ObjAttributes: fattr(at)}}, nil
+	return &nfsv3.Getattr3res_NFS3_OK{Resok: nfsv3.Getattr3resok{ObjAttributes: r.fattr(at)}}, nil
 }
 
 // mayExec / mayRead / mayWrite check the caller's access to an inode.
@@ -59,7 +59,7 @@ func (s *Server) NfsV3Nfsproc3Lookup(ctx context.Context, a *nfsv3.Lookup3args) 
 		return fail(err)
 	}
 	return &nfsv3.Lookup3res_NFS3_OK{Resok: nfsv3.Lookup3resok{
-		Object: nfsv3.NfsFh3{Data: s.handle(r, at)}, ObjAttributes: postOp(at, true), DirAttributes: postOp(dir, true),
+		Object: nfsv3.NfsFh3{Data: s.handle(r, at)}, ObjAttributes: r.postOp(at, true), DirAttributes: r.postOp(dir, true),
 	}}, nil
 }
 
@@ -72,7 +72,7 @@ func (s *Server) NfsV3Nfsproc3Access(ctx context.Context, a *nfsv3.Access3args) 
 	at, _ := r.st.GetAttr(h.Vol, h.Ino)
 	rd, wr, ex, err := r.st.Access(h.Vol, h.Ino, r.cred)
 	if err != nil {
-		return &nfsv3.Access3res_default{Status: status(err), Resfail: nfsv3.Access3resfail{ObjAttributes: postOp(at, true)}}, nil
+		return &nfsv3.Access3res_default{Status: status(err), Resfail: nfsv3.Access3resfail{ObjAttributes: r.postOp(at, true)}}, nil
 	}
 	if r.vol.Export.ReadOnly {
 		wr = false
@@ -94,7 +94,7 @@ func (s *Server) NfsV3Nfsproc3Access(ctx context.Context, a *nfsv3.Access3args) 
 			granted |= nfsv3.ACCESS3_EXECUTE
 		}
 	}
-	return &nfsv3.Access3res_NFS3_OK{Resok: nfsv3.Access3resok{ObjAttributes: postOp(at, true), Access: granted & a.Access}}, nil
+	return &nfsv3.Access3res_NFS3_OK{Resok: nfsv3.Access3resok{ObjAttributes: r.postOp(at, true), Access: granted & a.Access}}, nil
 }
 
 func (s *Server) NfsV3Nfsproc3Readlink(ctx context.Context, a *nfsv3.Readlink3args) (nfsv3.Readlink3res, error) {
@@ -137,7 +137,7 @@ func (s *Server) NfsV3Nfsproc3Read(ctx context.Context, a *nfsv3.Read3args) (nfs
 	if err != nil {
 		return fail(err)
 	}
-	return &nfsv3.Read3res_NFS3_OK{Resok: nfsv3.Read3resok{FileAttributes: postOp(at, true), Count: uint32(len(data)), Eof: eof, Data: data}}, nil
+	return &nfsv3.Read3res_NFS3_OK{Resok: nfsv3.Read3resok{FileAttributes: r.postOp(at, true), Count: uint32(len(data)), Eof: eof, Data: data}}, nil
 }
 
 // cookieVerf is a directory's cookie verifier: cookies are never reused in a
@@ -228,7 +228,7 @@ func (s *Server) NfsV3Nfsproc3Readdir(ctx context.Context, a *nfsv3.Readdir3args
 	for i := len(ents) - 1; i >= 0; i-- {
 		head = &nfsv3.Entry3{Fileid: ents[i].Ino, Name: ents[i].Name, Cookie: ents[i].Cookie, Nextentry: head}
 	}
-	return &nfsv3.Readdir3res_NFS3_OK{Resok: nfsv3.Readdir3resok{DirAttributes: postOp(dir, true), Cookieverf: cookieVerf(dir),
+	return &nfsv3.Readdir3res_NFS3_OK{Resok: nfsv3.Readdir3resok{DirAttributes: r.postOp(dir, true), Cookieverf: cookieVerf(dir),
 		Reply: nfsv3.Dirlist3{Entries: head, Eof: eof}}}, nil
 }
 
@@ -251,10 +251,10 @@ func (s *Server) NfsV3Nfsproc3Readdirplus(ctx context.Context, a *nfsv3.Readdirp
 	var head *nfsv3.Entryplus3
 	for i := len(ents) - 1; i >= 0; i-- {
 		e := ents[i]
-		head = &nfsv3.Entryplus3{Fileid: e.Ino, Name: e.Name, Cookie: e.Cookie, NameAttributes: postOp(e.Attr, true),
+		head = &nfsv3.Entryplus3{Fileid: e.Ino, Name: e.Name, Cookie: e.Cookie, NameAttributes: r.postOp(e.Attr, true),
 			NameHandle: &nfsv3.PostOpFh3_TRUE{Handle: nfsv3.NfsFh3{Data: s.handle(r, e.Attr)}}, Nextentry: head}
 	}
-	return &nfsv3.Readdirplus3res_NFS3_OK{Resok: nfsv3.Readdirplus3resok{DirAttributes: postOp(dir, true), Cookieverf: cookieVerf(dir),
+	return &nfsv3.Readdirplus3res_NFS3_OK{Resok: nfsv3.Readdirplus3resok{DirAttributes: r.postOp(dir, true), Cookieverf: cookieVerf(dir),
 		Reply: nfsv3.Dirlistplus3{Entries: head, Eof: eof}}}, nil
 }
 
@@ -265,6 +265,12 @@ func (s *Server) NfsV3Nfsproc3Fsstat(ctx context.Context, a *nfsv3.Fsstat3args) 
 		return &nfsv3.Fsstat3res_default{Status: status(err), Resfail: nfsv3.Fsstat3resfail{ObjAttributes: r.attrOf(h.Ino)}}, nil
 	}
 	v := r.vol
+	if r.snap != 0 { // a snapshot reports its own use (and no free space: it is read-only)
+		if sv, err := r.st.VolumeByID(r.vol.ID); err == nil {
+			v.Used, v.Inodes = sv.Used, sv.Inodes
+			v.SizeLimit = sv.Used
+		}
+	}
 	free := uint64(0)
 	if v.SizeLimit > v.Used {
 		free = v.SizeLimit - v.Used

@@ -366,19 +366,28 @@ func ftype(t fsstate.FileType) nfsv3.Ftype3 {
 	return nfsv3.NF3REG
 }
 
-func fattr(a fsstate.Attr) nfsv3.Fattr3 {
+// snapFsid is the fsid of a volume snapshot: it must differ from the live
+// volume's so that clients do not take a snapshot's files for the live ones
+// (same fileid), and be the same on every node.
+func snapFsid(vol, snap uint64) uint64 { return 1<<63 | vol<<40 ^ snap }
+
+func (r *request) fattr(a fsstate.Attr) nfsv3.Fattr3 {
+	fsid := a.Vol
+	if r != nil && r.snap != 0 {
+		fsid = snapFsid(a.Vol, r.snap)
+	}
 	return nfsv3.Fattr3{
 		Type: ftype(a.Type), Mode: a.Mode, Nlink: a.Nlink, Uid: a.UID, Gid: a.GID,
-		Size: a.Size, Used: a.Used, Fsid: a.Vol, Fileid: a.Ino,
+		Size: a.Size, Used: a.Used, Fsid: fsid, Fileid: a.Ino,
 		Atime: nfstime(a.Atime), Mtime: nfstime(a.Mtime), Ctime: nfstime(a.Ctime),
 	}
 }
 
-func postOp(a fsstate.Attr, ok bool) nfsv3.PostOpAttr {
+func (r *request) postOp(a fsstate.Attr, ok bool) nfsv3.PostOpAttr {
 	if !ok {
 		return &nfsv3.PostOpAttr_FALSE{}
 	}
-	return &nfsv3.PostOpAttr_TRUE{Attributes: fattr(a)}
+	return &nfsv3.PostOpAttr_TRUE{Attributes: r.fattr(a)}
 }
 
 // attrOf returns post-op attributes of an inode read from the request's view.
@@ -387,16 +396,16 @@ func (r *request) attrOf(ino uint64) nfsv3.PostOpAttr {
 		return &nfsv3.PostOpAttr_FALSE{}
 	}
 	a, err := r.st.GetAttr(r.vol.ID, ino)
-	return postOp(a, err == nil)
+	return r.postOp(a, err == nil)
 }
 
-func wcc(w fsstate.WCC) nfsv3.WccData {
+func (r *request) wcc(w fsstate.WCC) nfsv3.WccData {
 	if !w.Valid {
 		return nfsv3.WccData{Before: &nfsv3.PreOpAttr_FALSE{}, After: &nfsv3.PostOpAttr_FALSE{}}
 	}
 	return nfsv3.WccData{
 		Before: &nfsv3.PreOpAttr_TRUE{Attributes: nfsv3.WccAttr{Size: w.Pre.Size, Mtime: nfstime(w.Pre.Mtime), Ctime: nfstime(w.Pre.Ctime)}},
-		After:  &nfsv3.PostOpAttr_TRUE{Attributes: fattr(w.Post)},
+		After:  &nfsv3.PostOpAttr_TRUE{Attributes: r.fattr(w.Post)},
 	}
 }
 
@@ -404,7 +413,7 @@ func wcc(w fsstate.WCC) nfsv3.WccData {
 // data when the change did not get that far.
 func (r *request) wccOr(w fsstate.WCC, ino uint64) nfsv3.WccData {
 	if w.Valid {
-		return wcc(w)
+		return r.wcc(w)
 	}
 	return nfsv3.WccData{Before: &nfsv3.PreOpAttr_FALSE{}, After: r.attrOf(ino)}
 }

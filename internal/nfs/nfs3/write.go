@@ -65,7 +65,7 @@ func (s *Server) NfsV3Nfsproc3Setattr(ctx context.Context, a *nfsv3.Setattr3args
 	if err != nil {
 		return &nfsv3.Setattr3res_default{Status: status(err), Resfail: nfsv3.Setattr3resfail{ObjWcc: r.wccOr(res.Obj, h.Ino)}}, nil
 	}
-	return &nfsv3.Setattr3res_NFS3_OK{Resok: nfsv3.Setattr3resok{ObjWcc: wcc(res.Obj)}}, nil
+	return &nfsv3.Setattr3res_NFS3_OK{Resok: nfsv3.Setattr3resok{ObjWcc: r.wcc(res.Obj)}}, nil
 }
 
 func (s *Server) NfsV3Nfsproc3Write(ctx context.Context, a *nfsv3.Write3args) (nfsv3.Write3res, error) {
@@ -85,7 +85,7 @@ func (s *Server) NfsV3Nfsproc3Write(ctx context.Context, a *nfsv3.Write3args) (n
 		return &nfsv3.Write3res_default{Status: status(err), Resfail: nfsv3.Write3resfail{FileWcc: r.wccOr(res.Obj, h.Ino)}}, nil
 	}
 	// Every write is committed on a quorum before this reply.
-	return &nfsv3.Write3res_NFS3_OK{Resok: nfsv3.Write3resok{FileWcc: wcc(res.Obj), Count: a.Count,
+	return &nfsv3.Write3res_NFS3_OK{Resok: nfsv3.Write3resok{FileWcc: r.wcc(res.Obj), Count: a.Count,
 		Committed: nfsv3.FILE_SYNC, Verf: s.verifier()}}, nil
 }
 
@@ -152,7 +152,7 @@ func (s *Server) NfsV3Nfsproc3Create(ctx context.Context, a *nfsv3.Create3args) 
 	}
 	return &nfsv3.Create3res_NFS3_OK{Resok: nfsv3.Create3resok{
 		Obj:           &nfsv3.PostOpFh3_TRUE{Handle: nfsv3.NfsFh3{Data: s.handle(r, res.Attr)}},
-		ObjAttributes: postOp(res.Attr, true), DirWcc: wcc(res.Dir)}}, nil
+		ObjAttributes: r.postOp(res.Attr, true), DirWcc: r.wcc(res.Dir)}}, nil
 }
 
 func (s *Server) NfsV3Nfsproc3Mkdir(ctx context.Context, a *nfsv3.Mkdir3args) (nfsv3.Mkdir3res, error) {
@@ -165,7 +165,7 @@ func (s *Server) NfsV3Nfsproc3Mkdir(ctx context.Context, a *nfsv3.Mkdir3args) (n
 	}
 	return &nfsv3.Mkdir3res_NFS3_OK{Resok: nfsv3.Mkdir3resok{
 		Obj:           &nfsv3.PostOpFh3_TRUE{Handle: nfsv3.NfsFh3{Data: s.handle(r, res.Attr)}},
-		ObjAttributes: postOp(res.Attr, true), DirWcc: wcc(res.Dir)}}, nil
+		ObjAttributes: r.postOp(res.Attr, true), DirWcc: r.wcc(res.Dir)}}, nil
 }
 
 func (s *Server) NfsV3Nfsproc3Symlink(ctx context.Context, a *nfsv3.Symlink3args) (nfsv3.Symlink3res, error) {
@@ -176,7 +176,7 @@ func (s *Server) NfsV3Nfsproc3Symlink(ctx context.Context, a *nfsv3.Symlink3args
 	}
 	return &nfsv3.Symlink3res_NFS3_OK{Resok: nfsv3.Symlink3resok{
 		Obj:           &nfsv3.PostOpFh3_TRUE{Handle: nfsv3.NfsFh3{Data: s.handle(r, res.Attr)}},
-		ObjAttributes: postOp(res.Attr, true), DirWcc: wcc(res.Dir)}}, nil
+		ObjAttributes: r.postOp(res.Attr, true), DirWcc: r.wcc(res.Dir)}}, nil
 }
 
 // Mknod: keel stores regular files, directories and symlinks only; device
@@ -207,7 +207,7 @@ func (s *Server) dirChange(ctx context.Context, where nfsv3.Diropargs3, op func(
 	if err != nil {
 		return r.wccOr(res.Dir, h.Ino), err
 	}
-	return wcc(res.Dir), nil
+	return r.wcc(res.Dir), nil
 }
 
 func (s *Server) NfsV3Nfsproc3Remove(ctx context.Context, a *nfsv3.Remove3args) (nfsv3.Remove3res, error) {
@@ -259,7 +259,7 @@ func (s *Server) NfsV3Nfsproc3Rename(ctx context.Context, a *nfsv3.Rename3args) 
 		return &nfsv3.Rename3res_default{Status: status(err), Resfail: nfsv3.Rename3resfail{
 			FromdirWcc: r.wccOr(res.Dir, from.Ino), TodirWcc: r.wccOr(res.ToDir, to.Ino)}}, nil
 	}
-	return &nfsv3.Rename3res_NFS3_OK{Resok: nfsv3.Rename3resok{FromdirWcc: wcc(res.Dir), TodirWcc: wcc(res.ToDir)}}, nil
+	return &nfsv3.Rename3res_NFS3_OK{Resok: nfsv3.Rename3resok{FromdirWcc: r.wcc(res.Dir), TodirWcc: r.wcc(res.ToDir)}}, nil
 }
 
 func (s *Server) NfsV3Nfsproc3Link(ctx context.Context, a *nfsv3.Link3args) (nfsv3.Link3res, error) {
@@ -284,5 +284,5 @@ func (s *Server) NfsV3Nfsproc3Link(ctx context.Context, a *nfsv3.Link3args) (nfs
 		return &nfsv3.Link3res_default{Status: status(err), Resfail: nfsv3.Link3resfail{FileAttributes: r.attrOf(file.Ino),
 			LinkdirWcc: r.wccOr(res.Dir, dir.Ino)}}, nil
 	}
-	return &nfsv3.Link3res_NFS3_OK{Resok: nfsv3.Link3resok{FileAttributes: postOp(res.Attr, true), LinkdirWcc: wcc(res.Dir)}}, nil
+	return &nfsv3.Link3res_NFS3_OK{Resok: nfsv3.Link3resok{FileAttributes: r.postOp(res.Attr, true), LinkdirWcc: r.wcc(res.Dir)}}, nil
 }
