@@ -78,28 +78,25 @@ backup's manifest, and deletes the snapshot. Progress goes to stderr.
 			if to == "" {
 				return errors.New("--to URL is needed, e.g. --to file:///mnt/backups/keel")
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			res, err := c.BackupPush(cmd.Context(), args[0], to, progressPrinter(cmd.ErrOrStderr(), quiet))
-			if err != nil {
-				return fmt.Errorf("backup push %s: %w", args[0], err)
-			}
-			for _, w := range res.Warnings {
-				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
-			}
-			if g.json {
-				return printJSON(cmd.OutOrStdout(), res)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "backup %s of %s: %d files, %s (raft index %d)\n"+
-				"scanned %s, uploaded %s in %d new chunks (%d reused) + manifest %s, in %s\n"+
-				"restore with: keel backup restore %s@%s --volume NEW\n",
-				res.ID, res.Volume, res.Files, formatSize(res.Bytes), res.RaftIndex,
-				formatSize(res.BytesScanned), formatSize(res.BytesUploaded), res.ChunksUploaded, res.ChunksReused,
-				formatSize(uint64(res.ManifestBytes)), seconds(res.DurationSeconds), res.URL, res.ID)
-			return nil
+			return g.withClient(func(c *cluster.Client) error {
+				res, err := c.BackupPush(cmd.Context(), args[0], to, progressPrinter(cmd.ErrOrStderr(), quiet))
+				if err != nil {
+					return fmt.Errorf("backup push %s: %w", args[0], err)
+				}
+				for _, w := range res.Warnings {
+					fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
+				}
+				if g.json {
+					return printJSON(cmd.OutOrStdout(), res)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "backup %s of %s: %d files, %s (raft index %d)\n"+
+					"scanned %s, uploaded %s in %d new chunks (%d reused) + manifest %s, in %s\n"+
+					"restore with: keel backup restore %s@%s --volume NEW\n",
+					res.ID, res.Volume, res.Files, formatSize(res.Bytes), res.RaftIndex,
+					formatSize(res.BytesScanned), formatSize(res.BytesUploaded), res.ChunksUploaded, res.ChunksReused,
+					formatSize(uint64(res.ManifestBytes)), seconds(res.DurationSeconds), res.URL, res.ID)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "backup URL (file:///path on the leader's machine)")
@@ -115,33 +112,30 @@ func newBackupListCmd(g *globals) *cobra.Command {
 		Long:  "List the backups in a store (read by the leader).\n\n" + backupURLHelp,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			list, err := c.Backups(cmd.Context(), args[0])
-			if err != nil {
-				return fmt.Errorf("backup list: %w", err)
-			}
-			if g.json {
-				return printJSON(cmd.OutOrStdout(), list)
-			}
-			if len(list) == 0 {
-				fmt.Fprintf(cmd.OutOrStdout(), "no backups in %s\n", args[0])
-				return nil
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tVOLUME\tTIME\tFILES\tBYTES\tUNIQUE")
-			for _, b := range list {
-				if b.Error != "" {
-					fmt.Fprintf(tw, "%s\t%s\tDAMAGED: %s\t\t\t\n", b.ID, b.Volume, b.Error)
-					continue
+			return g.withClient(func(c *cluster.Client) error {
+				list, err := c.Backups(cmd.Context(), args[0])
+				if err != nil {
+					return fmt.Errorf("backup list: %w", err)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", b.ID, b.Volume, b.Time.Local().Format(time.DateTime),
-					b.Files, formatSize(b.Bytes), formatSize(b.UniqueBytes))
-			}
-			return tw.Flush()
+				if g.json {
+					return printJSON(cmd.OutOrStdout(), list)
+				}
+				if len(list) == 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), "no backups in %s\n", args[0])
+					return nil
+				}
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tVOLUME\tTIME\tFILES\tBYTES\tUNIQUE")
+				for _, b := range list {
+					if b.Error != "" {
+						fmt.Fprintf(tw, "%s\t%s\tDAMAGED: %s\t\t\t\n", b.ID, b.Volume, b.Error)
+						continue
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", b.ID, b.Volume, b.Time.Local().Format(time.DateTime),
+						b.Files, formatSize(b.Bytes), formatSize(b.UniqueBytes))
+				}
+				return tw.Flush()
+			})
 		},
 	}
 	addJSON(cmd, g)
@@ -161,28 +155,25 @@ corrupt object.
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			u, id := backup.ParseRef(args[0])
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			res, err := c.BackupVerify(cmd.Context(), u, id, progressPrinter(cmd.ErrOrStderr(), quiet))
-			if g.json && res.Backups != nil {
-				if perr := printJSON(cmd.OutOrStdout(), res); perr != nil {
-					return perr
+			return g.withClient(func(c *cluster.Client) error {
+				res, err := c.BackupVerify(cmd.Context(), u, id, progressPrinter(cmd.ErrOrStderr(), quiet))
+				if g.json && res.Backups != nil {
+					if perr := printJSON(cmd.OutOrStdout(), res); perr != nil {
+						return perr
+					}
 				}
-			}
-			if err != nil {
-				for _, p := range res.Problems {
-					fmt.Fprintln(cmd.ErrOrStderr(), "problem:", p)
+				if err != nil {
+					for _, p := range res.Problems {
+						fmt.Fprintln(cmd.ErrOrStderr(), "problem:", p)
+					}
+					return fmt.Errorf("backup verify %s: %w", args[0], err)
 				}
-				return fmt.Errorf("backup verify %s: %w", args[0], err)
-			}
-			if !g.json {
-				fmt.Fprintf(cmd.OutOrStdout(), "ok: %d backups, %d chunks (%s) read back and checked in %s\n",
-					len(res.Backups), res.Chunks, formatSize(res.Bytes), seconds(res.DurationSeconds))
-			}
-			return nil
+				if !g.json {
+					fmt.Fprintf(cmd.OutOrStdout(), "ok: %d backups, %d chunks (%s) read back and checked in %s\n",
+						len(res.Backups), res.Chunks, formatSize(res.Bytes), seconds(res.DurationSeconds))
+				}
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress lines")
@@ -218,22 +209,19 @@ aborts the restore, names the object and deletes the partial volume.
 					return fmt.Errorf("--size: %w", err)
 				}
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			res, err := c.BackupRestore(cmd.Context(), req, progressPrinter(cmd.ErrOrStderr(), quiet))
-			if err != nil {
-				return fmt.Errorf("backup restore %s: %w", args[0], err)
-			}
-			if g.json {
-				return printJSON(cmd.OutOrStdout(), res)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "restored backup %s of %s into volume %s (%s): %d files, %d dirs, %d symlinks, %d hard links, %s written in %s\n",
-				res.ID, res.Volume, res.Restored, formatSize(res.SizeBytes), res.Files, res.Dirs, res.Symlinks, res.HardLinks,
-				formatSize(res.BytesWritten), seconds(res.DurationSeconds))
-			return nil
+			return g.withClient(func(c *cluster.Client) error {
+				res, err := c.BackupRestore(cmd.Context(), req, progressPrinter(cmd.ErrOrStderr(), quiet))
+				if err != nil {
+					return fmt.Errorf("backup restore %s: %w", args[0], err)
+				}
+				if g.json {
+					return printJSON(cmd.OutOrStdout(), res)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "restored backup %s of %s into volume %s (%s): %d files, %d dirs, %d symlinks, %d hard links, %s written in %s\n",
+					res.ID, res.Volume, res.Restored, formatSize(res.SizeBytes), res.Files, res.Dirs, res.Symlinks, res.HardLinks,
+					formatSize(res.BytesWritten), seconds(res.DurationSeconds))
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&volume, "volume", "", "the volume to create (must not exist)")
@@ -261,28 +249,25 @@ while a push to the store runs, or if a manifest cannot be read.
 			if req.KeepLast <= 0 && req.KeepDaily <= 0 {
 				return errors.New("say what to keep: --keep-last N and/or --keep-daily N (N ≥ 1)")
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			res, err := c.BackupPrune(cmd.Context(), req)
-			if err != nil {
-				return fmt.Errorf("backup prune: %w", err)
-			}
-			if g.json {
-				return printJSON(cmd.OutOrStdout(), res)
-			}
-			verb := "deleted"
-			if res.DryRun {
-				verb = "would delete"
-			}
-			for _, d := range res.Deleted {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s backup %s\n", verb, d)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "kept %d backups; %s %d backups and %d chunks (%s)\n",
-				len(res.Kept), verb, len(res.Deleted), res.ChunksDeleted, formatSize(res.BytesFreed))
-			return nil
+			return g.withClient(func(c *cluster.Client) error {
+				res, err := c.BackupPrune(cmd.Context(), req)
+				if err != nil {
+					return fmt.Errorf("backup prune: %w", err)
+				}
+				if g.json {
+					return printJSON(cmd.OutOrStdout(), res)
+				}
+				verb := "deleted"
+				if res.DryRun {
+					verb = "would delete"
+				}
+				for _, d := range res.Deleted {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s backup %s\n", verb, d)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "kept %d backups; %s %d backups and %d chunks (%s)\n",
+					len(res.Kept), verb, len(res.Deleted), res.ChunksDeleted, formatSize(res.BytesFreed))
+				return nil
+			})
 		},
 	}
 	cmd.Flags().IntVar(&req.KeepLast, "keep-last", 0, "keep the newest N backups of each volume")

@@ -33,59 +33,56 @@ root_squash (root becomes the anonymous user 65534).
 			if n := btoi(rootSquash) + btoi(noRootSquash) + btoi(allSq); n > 1 {
 				return fmt.Errorf("give one of --root-squash, --no-root-squash, --all-squash")
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			vols, err := c.Volumes(cmd.Context())
-			if err != nil {
-				return err
-			}
-			var e *cluster.ExportInfo
-			for _, v := range vols {
-				if v.Name == args[0] {
-					e = &v.Export
+			return g.withClient(func(c *cluster.Client) error {
+				vols, err := c.Volumes(cmd.Context())
+				if err != nil {
+					return err
 				}
-			}
-			if e == nil {
-				return fmt.Errorf("no volume %q: see `keel volume list`", args[0])
-			}
-			f := cmd.Flags()
-			if f.Changed("clients") {
-				e.Clients = nil
-				for _, cl := range clients {
-					if cl = strings.TrimSpace(cl); cl != "" {
-						e.Clients = append(e.Clients, cl)
+				var e *cluster.ExportInfo
+				for _, v := range vols {
+					if v.Name == args[0] {
+						e = &v.Export
 					}
 				}
-			}
-			if rw || ro {
-				e.ReadOnly = ro
-			}
-			switch {
-			case rootSquash:
-				e.Squash = "root_squash"
-			case noRootSquash:
-				e.Squash = "no_root_squash"
-			case allSq:
-				e.Squash = "all_squash"
-			}
-			if f.Changed("anonuid") {
-				e.AnonUID = anonUID
-			}
-			if f.Changed("anongid") {
-				e.AnonGID = anonGID
-			}
-			v, err := c.SetExport(cmd.Context(), args[0], *e)
-			if err != nil {
-				return fmt.Errorf("export %s: %w", args[0], err)
-			}
-			if g.json {
-				return printJSON(cmd.OutOrStdout(), v)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "/%s %s\n", v.Name, exportLine(v.Export))
-			return nil
+				if e == nil {
+					return fmt.Errorf("no volume %q: see `keel volume list`", args[0])
+				}
+				f := cmd.Flags()
+				if f.Changed("clients") {
+					e.Clients = nil
+					for _, cl := range clients {
+						if cl = strings.TrimSpace(cl); cl != "" {
+							e.Clients = append(e.Clients, cl)
+						}
+					}
+				}
+				if rw || ro {
+					e.ReadOnly = ro
+				}
+				switch {
+				case rootSquash:
+					e.Squash = "root_squash"
+				case noRootSquash:
+					e.Squash = "no_root_squash"
+				case allSq:
+					e.Squash = "all_squash"
+				}
+				if f.Changed("anonuid") {
+					e.AnonUID = anonUID
+				}
+				if f.Changed("anongid") {
+					e.AnonGID = anonGID
+				}
+				v, err := c.SetExport(cmd.Context(), args[0], *e)
+				if err != nil {
+					return fmt.Errorf("export %s: %w", args[0], err)
+				}
+				if g.json {
+					return printJSON(cmd.OutOrStdout(), v)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "/%s %s\n", v.Name, exportLine(v.Export))
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringSliceVar(&clients, "clients", nil, "client networks allowed to mount, as CIDRs (comma-separated; empty: nobody)")

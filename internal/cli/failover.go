@@ -6,6 +6,8 @@ import (
 	"net/url"
 
 	"github.com/spf13/cobra"
+
+	"keel/internal/cluster"
 )
 
 func newFailoverCmd(g *globals) *cobra.Command {
@@ -15,16 +17,13 @@ func newFailoverCmd(g *globals) *cobra.Command {
 		Short: "Move the active role (raft leadership) to another data node gracefully",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			if err := c.Do(cmd.Context(), http.MethodPost, "/v1/transfer?to="+url.QueryEscape(to), nil, nil); err != nil {
-				return fmt.Errorf("failover: %w", err)
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "leadership handed over; see `keel status`")
-			return nil
+			return g.withClient(func(c *cluster.Client) error {
+				if err := c.Do(cmd.Context(), http.MethodPost, "/v1/transfer?to="+url.QueryEscape(to), nil, nil); err != nil {
+					return fmt.Errorf("failover: %w", err)
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), "leadership handed over; see `keel status`")
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "the data node to hand the active role to (default: the most up-to-date)")

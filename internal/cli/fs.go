@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"keel/internal/cluster"
 )
 
 // splitTarget reads VOLUME:/path.
@@ -47,15 +49,12 @@ func newFsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			if err := c.PutFile(cmd.Context(), vol, path, data, mkdirs); err != nil {
-				return fmt.Errorf("put %s: %w", args[1], err)
-			}
-			return nil
+			return g.withClient(func(c *cluster.Client) error {
+				if err := c.PutFile(cmd.Context(), vol, path, data, mkdirs); err != nil {
+					return fmt.Errorf("put %s: %w", args[1], err)
+				}
+				return nil
+			})
 		},
 	}
 	put.Flags().BoolVarP(&mkdirs, "parents", "p", false, "create missing parent directories")
@@ -68,17 +67,14 @@ func newFsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := g.client()
-			if err != nil {
+			return g.withClient(func(c *cluster.Client) error {
+				b, err := c.GetFile(cmd.Context(), vol, path)
+				if err != nil {
+					return fmt.Errorf("cat %s: %w", args[0], err)
+				}
+				_, err = cmd.OutOrStdout().Write(b)
 				return err
-			}
-			defer c.Close()
-			b, err := c.GetFile(cmd.Context(), vol, path)
-			if err != nil {
-				return fmt.Errorf("cat %s: %w", args[0], err)
-			}
-			_, err = cmd.OutOrStdout().Write(b)
-			return err
+			})
 		},
 	}
 	ls := &cobra.Command{
@@ -90,23 +86,20 @@ func newFsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ents, err := c.List(cmd.Context(), vol, path)
-			if err != nil {
-				return fmt.Errorf("ls %s: %w", args[0], err)
-			}
-			if g.json {
-				return printJSON(cmd.OutOrStdout(), ents)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			for _, e := range ents {
-				fmt.Fprintf(tw, "%04o\t%s\t%d\t%s\t%s\n", e.Mode, e.Type, e.Size, e.Mtime.Local().Format(time.DateTime), e.Name)
-			}
-			return tw.Flush()
+			return g.withClient(func(c *cluster.Client) error {
+				ents, err := c.List(cmd.Context(), vol, path)
+				if err != nil {
+					return fmt.Errorf("ls %s: %w", args[0], err)
+				}
+				if g.json {
+					return printJSON(cmd.OutOrStdout(), ents)
+				}
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				for _, e := range ents {
+					fmt.Fprintf(tw, "%04o\t%s\t%d\t%s\t%s\n", e.Mode, e.Type, e.Size, e.Mtime.Local().Format(time.DateTime), e.Name)
+				}
+				return tw.Flush()
+			})
 		},
 	}
 	addJSON(ls, g)
@@ -119,12 +112,9 @@ func newFsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			return c.Remove(cmd.Context(), vol, path)
+			return g.withClient(func(c *cluster.Client) error {
+				return c.Remove(cmd.Context(), vol, path)
+			})
 		},
 	}
 	cmd.AddCommand(put, cat, ls, rm)

@@ -126,6 +126,16 @@ func (g *globals) client() (*cluster.Client, error) {
 	return cluster.NewClient(cc)
 }
 
+// withClient runs f with a client of the cluster found by --dir or --config.
+func (g *globals) withClient(f func(c *cluster.Client) error) error {
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return f(c)
+}
+
 // newLogger makes the process logger from a level and format name.
 func newLogger(w io.Writer, level, format string) *slog.Logger {
 	var lv slog.Level

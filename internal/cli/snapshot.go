@@ -35,20 +35,17 @@ func newSnapshotCmd(g *globals) *cobra.Command {
 			if name == "" {
 				name = time.Now().UTC().Format("20060102-150405")
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			s, err := c.CreateSnapshot(cmd.Context(), args[0], name)
-			if err != nil {
-				return fmt.Errorf("snapshot %s: %w", args[0], err)
-			}
-			if g.json {
-				return printJSON(cmd.OutOrStdout(), s)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "created snapshot %s@%s; read it over NFS at /%s@%s\n", s.Volume, s.Name, s.Volume, s.Name)
-			return nil
+			return g.withClient(func(c *cluster.Client) error {
+				s, err := c.CreateSnapshot(cmd.Context(), args[0], name)
+				if err != nil {
+					return fmt.Errorf("snapshot %s: %w", args[0], err)
+				}
+				if g.json {
+					return printJSON(cmd.OutOrStdout(), s)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "created snapshot %s@%s; read it over NFS at /%s@%s\n", s.Volume, s.Name, s.Volume, s.Name)
+				return nil
+			})
 		},
 	}
 	create.Flags().StringVar(&name, "name", "", "snapshot name (default: the UTC time, e.g. 20261125-154000)")
@@ -63,20 +60,17 @@ func newSnapshotCmd(g *globals) *cobra.Command {
 			if len(args) == 1 {
 				vol = args[0]
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			snaps, err := c.Snapshots(cmd.Context(), vol)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return printJSON(cmd.OutOrStdout(), snaps)
-			}
-			printSnapshots(cmd.OutOrStdout(), snaps)
-			return nil
+			return g.withClient(func(c *cluster.Client) error {
+				snaps, err := c.Snapshots(cmd.Context(), vol)
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return printJSON(cmd.OutOrStdout(), snaps)
+				}
+				printSnapshots(cmd.OutOrStdout(), snaps)
+				return nil
+			})
 		},
 	}
 	addJSON(list, g)
@@ -90,16 +84,13 @@ func newSnapshotCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			if err := c.DeleteSnapshot(cmd.Context(), vol, snap); err != nil {
-				return fmt.Errorf("delete %s: %w", args[0], err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deleted snapshot %s\n", args[0])
-			return nil
+			return g.withClient(func(c *cluster.Client) error {
+				if err := c.DeleteSnapshot(cmd.Context(), vol, snap); err != nil {
+					return fmt.Errorf("delete %s: %w", args[0], err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "deleted snapshot %s\n", args[0])
+				return nil
+			})
 		},
 	}
 	cmd.AddCommand(create, list, del)
@@ -137,20 +128,17 @@ func newVolumeCloneCmd(g *globals) *cobra.Command {
 					return fmt.Errorf("--size: %w", err)
 				}
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			v, err := c.CloneVolume(cmd.Context(), vol, snap, args[1], sz)
-			if err != nil {
-				return fmt.Errorf("clone %s: %w", args[0], err)
-			}
-			if g.json {
-				return printJSON(cmd.OutOrStdout(), v)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "created volume %s (%s) from %s\n", v.Name, formatSize(v.SizeBytes), args[0])
-			return nil
+			return g.withClient(func(c *cluster.Client) error {
+				v, err := c.CloneVolume(cmd.Context(), vol, snap, args[1], sz)
+				if err != nil {
+					return fmt.Errorf("clone %s: %w", args[0], err)
+				}
+				if g.json {
+					return printJSON(cmd.OutOrStdout(), v)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "created volume %s (%s) from %s\n", v.Name, formatSize(v.SizeBytes), args[0])
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&size, "size", "", "size limit of the new volume (default: the source's)")
@@ -165,17 +153,14 @@ func newVolumeRevertCmd(g *globals) *cobra.Command {
 		Short: "Put a snapshot's content back into its volume (refused while clients write, unless --force)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			v, err := c.RevertVolume(cmd.Context(), args[0], args[1], force)
-			if err != nil {
-				return fmt.Errorf("revert %s to %s: %w", args[0], args[1], err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "volume %s is back at snapshot %s (%s used)\n", v.Name, args[1], formatSize(v.UsedBytes))
-			return nil
+			return g.withClient(func(c *cluster.Client) error {
+				v, err := c.RevertVolume(cmd.Context(), args[0], args[1], force)
+				if err != nil {
+					return fmt.Errorf("revert %s to %s: %w", args[0], args[1], err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "volume %s is back at snapshot %s (%s used)\n", v.Name, args[1], formatSize(v.UsedBytes))
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "revert even if the volume was written to in the last 30 s")

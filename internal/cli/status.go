@@ -18,20 +18,17 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Short: "Show every node's role, raft position, lag and health, and the volumes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			st := c.Status(cmd.Context(), 3*time.Second)
-			if g.json {
-				return printJSON(cmd.OutOrStdout(), st)
-			}
-			printStatus(cmd.OutOrStdout(), st)
-			if !st.Healthy {
-				return fmt.Errorf("cluster is not healthy")
-			}
-			return nil
+			return g.withClient(func(c *cluster.Client) error {
+				st := c.Status(cmd.Context(), 3*time.Second)
+				if g.json {
+					return printJSON(cmd.OutOrStdout(), st)
+				}
+				printStatus(cmd.OutOrStdout(), st)
+				if !st.Healthy {
+					return fmt.Errorf("cluster is not healthy")
+				}
+				return nil
+			})
 		},
 	}
 	addJSON(cmd, g)

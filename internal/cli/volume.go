@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"keel/internal/cluster"
 )
 
 func newVolumeCmd(g *globals) *cobra.Command {
@@ -22,20 +24,17 @@ func newVolumeCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--size: %w", err)
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			v, err := c.CreateVolume(cmd.Context(), args[0], sz)
-			if err != nil {
-				return fmt.Errorf("create volume %s: %w", args[0], err)
-			}
-			if g.json {
-				return printJSON(cmd.OutOrStdout(), v)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "created volume %s (%s)\n", v.Name, formatSize(v.SizeBytes))
-			return nil
+			return g.withClient(func(c *cluster.Client) error {
+				v, err := c.CreateVolume(cmd.Context(), args[0], sz)
+				if err != nil {
+					return fmt.Errorf("create volume %s: %w", args[0], err)
+				}
+				if g.json {
+					return printJSON(cmd.OutOrStdout(), v)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "created volume %s (%s)\n", v.Name, formatSize(v.SizeBytes))
+				return nil
+			})
 		},
 	}
 	create.Flags().StringVar(&size, "size", "10GiB", "size limit, e.g. 500MiB, 10GiB, 1TB")
@@ -46,20 +45,17 @@ func newVolumeCmd(g *globals) *cobra.Command {
 		Short: "List volumes with their size, use and inode count",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			vols, err := c.Volumes(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return printJSON(cmd.OutOrStdout(), vols)
-			}
-			printVolumes(cmd.OutOrStdout(), vols)
-			return nil
+			return g.withClient(func(c *cluster.Client) error {
+				vols, err := c.Volumes(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return printJSON(cmd.OutOrStdout(), vols)
+				}
+				printVolumes(cmd.OutOrStdout(), vols)
+				return nil
+			})
 		},
 	}
 	addJSON(list, g)
@@ -73,20 +69,17 @@ func newVolumeCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--size: %w", err)
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			v, err := c.ResizeVolume(cmd.Context(), args[0], sz)
-			if err != nil {
-				return fmt.Errorf("resize volume %s: %w", args[0], err)
-			}
-			if g.json {
-				return printJSON(cmd.OutOrStdout(), v)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "volume %s is now %s (%s used)\n", v.Name, formatSize(v.SizeBytes), formatSize(v.UsedBytes))
-			return nil
+			return g.withClient(func(c *cluster.Client) error {
+				v, err := c.ResizeVolume(cmd.Context(), args[0], sz)
+				if err != nil {
+					return fmt.Errorf("resize volume %s: %w", args[0], err)
+				}
+				if g.json {
+					return printJSON(cmd.OutOrStdout(), v)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "volume %s is now %s (%s used)\n", v.Name, formatSize(v.SizeBytes), formatSize(v.UsedBytes))
+				return nil
+			})
 		},
 	}
 	resize.Flags().StringVar(&size, "size", "", "new size limit, e.g. 20GiB")
@@ -98,16 +91,13 @@ func newVolumeCmd(g *globals) *cobra.Command {
 		Short: "Delete a volume (one that holds files only with --force)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			if err := c.DeleteVolume(cmd.Context(), args[0], force); err != nil {
-				return fmt.Errorf("delete volume %s: %w", args[0], err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deleted volume %s\n", args[0])
-			return nil
+			return g.withClient(func(c *cluster.Client) error {
+				if err := c.DeleteVolume(cmd.Context(), args[0], force); err != nil {
+					return fmt.Errorf("delete volume %s: %w", args[0], err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "deleted volume %s\n", args[0])
+				return nil
+			})
 		},
 	}
 	del.Flags().BoolVar(&force, "force", false, "delete even if the volume holds files")

@@ -418,6 +418,21 @@ func (r *request) wccOr(w fsstate.WCC, ino uint64) nfsv3.WccData {
 	return nfsv3.WccData{Before: &nfsv3.PreOpAttr_FALSE{}, After: r.attrOf(ino)}
 }
 
+// timeToSet resolves a settable time: the client's, the leader's clock for
+// SET_TO_SERVER_TIME, or nil for DONT_CHANGE.
+func (s *Server) timeToSet(client *nfsv3.Nfstime3, how nfsv3.TimeHow) *fsstate.Time {
+	var v fsstate.Time
+	switch how {
+	case nfsv3.SET_TO_CLIENT_TIME:
+		v = fromNfstime(*client)
+	case nfsv3.SET_TO_SERVER_TIME:
+		v = s.FS.Now()
+	default:
+		return nil
+	}
+	return &v
+}
+
 // sattr converts NFS settable attributes.
 func (s *Server) sattr(a nfsv3.Sattr3) fsstate.SetAttr {
 	var set fsstate.SetAttr
@@ -439,23 +454,15 @@ func (s *Server) sattr(a nfsv3.Sattr3) fsstate.SetAttr {
 	}
 	switch t := a.Atime.(type) {
 	case *nfsv3.SetAtime_SET_TO_CLIENT_TIME:
-		v := fromNfstime(t.Atime)
-		set.Atime = &v
+		set.Atime = s.timeToSet(&t.Atime, nfsv3.SET_TO_CLIENT_TIME)
 	case *nfsv3.SetAtime_default:
-		if t.SetIt == nfsv3.SET_TO_SERVER_TIME {
-			v := s.FS.Now()
-			set.Atime = &v
-		}
+		set.Atime = s.timeToSet(nil, t.SetIt)
 	}
 	switch t := a.Mtime.(type) {
 	case *nfsv3.SetMtime_SET_TO_CLIENT_TIME:
-		v := fromNfstime(t.Mtime)
-		set.Mtime = &v
+		set.Mtime = s.timeToSet(&t.Mtime, nfsv3.SET_TO_CLIENT_TIME)
 	case *nfsv3.SetMtime_default:
-		if t.SetIt == nfsv3.SET_TO_SERVER_TIME {
-			v := s.FS.Now()
-			set.Mtime = &v
-		}
+		set.Mtime = s.timeToSet(nil, t.SetIt)
 	}
 	return set
 }
