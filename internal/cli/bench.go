@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -46,14 +47,7 @@ unless something fails, whether or not the targets are met. Needs about 10 × --
 			}
 			o.Dir, o.Progress = dir, cmd.ErrOrStderr()
 			res, err := bench.Run(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return printJSON(cmd.OutOrStdout(), res)
-			}
-			bench.WriteText(cmd.OutOrStdout(), res)
-			return nil
+			return report(cmd, g, res, err, bench.WriteText)
 		},
 	}
 	// --dir here names where to measure, not a cluster: it shadows the global flag.
@@ -88,14 +82,7 @@ stderr; the exit status is 0 unless something fails, whether or not the targets 
 			}
 			o.Progress = cmd.ErrOrStderr()
 			res, err := bench.RunFailover(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return printJSON(cmd.OutOrStdout(), res)
-			}
-			bench.WriteFailoverText(cmd.OutOrStdout(), res)
-			return nil
+			return report(cmd, g, res, err, bench.WriteFailoverText)
 		},
 	}
 	// --dir here names where to run, not a cluster: it shadows the global flag.
@@ -129,14 +116,7 @@ used, and compares with keel's targets. Needs nfs-cp (apt-get install libnfs-uti
 			}
 			o.Progress = cmd.ErrOrStderr()
 			res, err := bench.RunNFS(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return printJSON(cmd.OutOrStdout(), res)
-			}
-			bench.WriteNFSText(cmd.OutOrStdout(), res)
-			return nil
+			return report(cmd, g, res, err, bench.WriteNFSText)
 		},
 	}
 	cmd.Flags().StringVar(&o.Dir, "dir", os.TempDir(), "directory to serve from (on the disk to test)")
@@ -144,4 +124,16 @@ used, and compares with keel's targets. Needs nfs-cp (apt-get install libnfs-uti
 	cmd.Flags().IntVar(&o.Files, "files", o.Files, "files created, inspected and removed by the metadata loop")
 	addJSON(cmd, g)
 	return cmd
+}
+
+// report prints a benchmark's result, as JSON with --json.
+func report[R any](cmd *cobra.Command, g *globals, res R, err error, text func(io.Writer, R)) error {
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return printJSON(cmd.OutOrStdout(), res)
+	}
+	text(cmd.OutOrStdout(), res)
+	return nil
 }
