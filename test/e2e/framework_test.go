@@ -13,7 +13,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,7 +22,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -34,6 +32,7 @@ import (
 
 	"keel/internal/cluster"
 	"keel/internal/config"
+	"keel/internal/testkit"
 	"keel/internal/tlsutil"
 )
 
@@ -50,7 +49,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		os.Exit(2)
 	}
-	keelBin, err = buildKeel(dir)
+	keelBin, err = testkit.BuildKeel(dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
@@ -59,29 +58,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// buildKeel runs go build for keel/cmd/keel into dir. Other packages of the
-// module may be mid-edit, so a failed build is retried twice, 20 s apart.
-func buildKeel(dir string) (string, error) {
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	out := filepath.Join(dir, "keel")
-	var last []byte
-	for attempt := 1; attempt <= 3; attempt++ {
-		b, err := exec.Command(goTool, "build", "-o", out, "keel/cmd/keel").CombinedOutput()
-		if err == nil {
-			return out, nil
-		}
-		last = b
-		if attempt < 3 {
-			fmt.Fprintf(os.Stderr, "e2e: building keel failed (attempt %d), retrying in 20s:\n%s", attempt, b)
-			time.Sleep(20 * time.Second)
-		}
-	}
-	return "", fmt.Errorf("e2e: go build keel/cmd/keel failed:\n%s", last)
 }
 
 func requireBinary(t *testing.T) {
@@ -145,22 +121,9 @@ func initCluster(t *testing.T, s Shape) *Cluster {
 	t.Helper()
 	requireBinary(t)
 	dir := filepath.Join(t.TempDir(), "cluster")
-	// Data nodes: raft, admin and NFS ports; the witness: raft and admin.
-	ports := freePorts(t, 3*s.Data+2)
-	args := []string{"init", "--dir", dir, "--json"}
-	for i := 0; i < s.Data; i++ {
-		args = append(args, "--node", fmt.Sprintf("n%d=127.0.0.1:%d:%d:%d", i+1, ports[3*i], ports[3*i+1], ports[3*i+2]))
-	}
-	if s.Witness {
-		args = append(args, "--witness", fmt.Sprintf("w1=127.0.0.1:%d:%d", ports[3*s.Data], ports[3*s.Data+1]))
-	}
-	res := runKeel(t, 30*time.Second, args...)
-	if res.Code != 0 {
-		t.Fatalf("keel init failed (exit %d): %s", res.Code, res.Stderr)
-	}
-	lay := &config.Layout{}
-	if err := json.Unmarshal([]byte(res.Stdout), lay); err != nil {
-		t.Fatalf("keel init --json: %v\n%s", err, res.Stdout)
+	lay, err := testkit.InitCluster(t, keelBin, dir, s.Data, s.Witness)
+	if err != nil {
+		t.Fatal(err)
 	}
 	c := &Cluster{t: t, Dir: lay.Dir, ID: lay.ClusterID, Layout: lay}
 	t.Cleanup(c.cleanup) // after t.TempDir: runs before the directory is removed
@@ -498,41 +461,9 @@ func runKeel(t *testing.T, timeout time.Duration, args ...string) cmdResult {
 	return res
 }
 
-var (
-	portMu    sync.Mutex
-	portsUsed = map[int]bool{}
-)
-
-// freePorts finds n distinct free ports on 127.0.0.1 by listening on port 0,
-// never handing out the same port twice in one run.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	var ports []int
-	portMu.Lock()
-	defer portMu.Unlock()
-	for i := 0; len(ports) < n && i < 20*n; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("find a free port: %v", err)
-		}
-		lns = append(lns, ln)
-		p := ln.Addr().(*net.TCPAddr).Port
-		if !portsUsed[p] {
-			portsUsed[p] = true
-			ports = append(ports, p)
-		}
-	}
-	if len(ports) < n {
-		t.Fatalf("found only %d of %d free ports", len(ports), n)
-	}
-	return ports
-}
+// freePorts finds n distinct free ports on 127.0.0.1, never handing out
+// the same port twice in one run.
+func freePorts(t *testing.T, n int) []int { return testkit.FreePorts(t, n) }
 
 // listening reports whether something accepts TCP connections at addr.
 func listening(addr string) bool {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"keel/internal/cluster"
+	"keel/internal/testkit"
 )
 
 // TestUpAndStatus runs `keel up` as a user would: `keel status --json`
@@ -223,27 +223,9 @@ func upPorts(base int) []int {
 // upPorts(P) free, below the ephemeral port range.
 func freeBasePort(t *testing.T) int {
 	t.Helper()
-	portMu.Lock()
-	defer portMu.Unlock()
 	for i := 0; i < 100; i++ {
 		base := 20000 + rand.IntN(1000)*10
-		ok := true
-		for _, p := range upPorts(base) {
-			if portsUsed[p] {
-				ok = false
-				break
-			}
-			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-			if err != nil {
-				ok = false
-				break
-			}
-			ln.Close()
-		}
-		if ok {
-			for _, p := range upPorts(base) {
-				portsUsed[p] = true
-			}
+		if testkit.ClaimPorts(upPorts(base)) {
 			return base
 		}
 	}
