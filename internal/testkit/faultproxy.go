@@ -300,4 +300,3 @@ func (p *FaultProxy) close() {
 		p.t.Errorf("fault proxy %s: goroutines still running 10s after close", p.Addr)
 	}
 }
-
