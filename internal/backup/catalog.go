@@ -157,7 +157,7 @@ func Find(ctx context.Context, st Store, id, volume string) (*Manifest, error) {
 	vols := map[string]bool{}
 	var cands []backupRef
 	for _, r := range refs {
-		if volume == "" || r.Volume == volume {
+		if volume == "" && r.Volume != StateVolume || r.Volume == volume {
 			vols[r.Volume] = true
 			cands = append(cands, r)
 		}

@@ -38,6 +38,11 @@ type Manifest struct {
 	ChunkSize int       `json:"chunk_size"`
 	Totals    Totals    `json:"totals"`
 	Inodes    []Inode   `json:"inodes"` // the root first; every directory before its entries
+
+	// Kind is "" for a volume backup and KindState for a node's state
+	// image (state.go), whose Volume is StateVolume and State is set.
+	Kind  string      `json:"kind,omitempty"`
+	State *StateImage `json:"state,omitempty"`
 }
 
 // Snapshot is the volume snapshot a backup was read from.
@@ -192,7 +197,11 @@ func (m *Manifest) validate() error {
 		return fmt.Errorf("format %d", m.Format)
 	case !ValidID(m.ID):
 		return fmt.Errorf("bad id %q", m.ID)
-	case !fsstate.ValidVolumeName(m.Volume):
+	case m.Kind == KindState && (m.Volume != StateVolume || m.State == nil || m.State.ClusterID == ""):
+		return fmt.Errorf("state image %s without its volume name, cluster id or raft metadata", m.ID)
+	case m.Kind != KindState && (m.Kind != "" || m.State != nil):
+		return fmt.Errorf("unknown backup kind %q", m.Kind)
+	case m.Kind == "" && !fsstate.ValidVolumeName(m.Volume):
 		return fmt.Errorf("bad volume name %q", m.Volume)
 	case m.ChunkSize != fsstate.ChunkSize:
 		return fmt.Errorf("chunk size %d; this keel uses %d", m.ChunkSize, fsstate.ChunkSize)

@@ -27,6 +27,7 @@ type Source struct {
 	Tree     Tree
 	Volume   fsstate.Volume // as the tree holds it (name, size limit, export)
 	Snapshot Snapshot
+	State    *StateImage // set for a node's state image (PushState)
 }
 
 // PushResult reports a finished push.
@@ -120,6 +121,9 @@ func Push(ctx context.Context, st Store, src Source, opts Options) (*PushResult,
 			SizeLimit: src.Volume.SizeLimit, Snapshot: src.Snapshot, ChunkSize: fsstate.ChunkSize,
 			Export: Export{Clients: append([]string{}, e.Clients...), ReadOnly: e.ReadOnly, Squash: e.Squash.String(),
 				AnonUID: e.AnonUID, AnonGID: e.AnonGID}}}
+	if src.State != nil {
+		p.m.Kind, p.m.State = KindState, src.State
+	}
 	stop := cnt.report(opts)
 	g := newGroup(ctx)
 	jobs := make(chan upload, 4*opts.workers())

@@ -37,6 +37,10 @@ const writeBatch = 4 << 20
 // restore's time (no API sets it); the export is the default one (the
 // source's is in the manifest).
 func Restore(ctx context.Context, fs *fsapi.FS, st Store, m *Manifest, name string, size uint64, opts Options) (res *RestoreResult, err error) {
+	if m.Kind == KindState {
+		return nil, fmt.Errorf("backup: %s is a node's state image, not a volume backup: it rebuilds a data node "+
+			"(seed_from in the node's config); restore a volume from one of its volume backups (see `keel backup list`)", m.ID)
+	}
 	cnt := newCounters("restore")
 	if size == 0 {
 		size = max(m.SizeLimit, m.Totals.DataBytes)
