@@ -201,6 +201,9 @@ type PruneOptions struct {
 	KeepLast  int  // the newest N
 	KeepDaily int  // the newest of each of the last N days (UTC) that have backups
 	DryRun    bool // report only
+	// Volume, if set, limits the deletions to that volume's backups (or
+	// StateVolume's: the state images); the others are all kept.
+	Volume string
 }
 
 // PruneResult reports what Prune did (or would do).
@@ -249,6 +252,14 @@ func Prune(ctx context.Context, st Store, o PruneOptions) (*PruneResult, error) 
 	sort.Strings(vols)
 	for _, v := range vols {
 		list := byVol[v]
+		if o.Volume != "" && v != o.Volume {
+			for _, m := range list {
+				for h := range chunkSet(m) {
+					used[h] = true
+				}
+			}
+			continue
+		}
 		sort.Slice(list, func(i, j int) bool { return older(list[j], list[i]) }) // newest first
 		days := map[string]bool{}
 		for i, m := range list {

@@ -18,6 +18,14 @@ type Options struct {
 	// while the operation runs, and once at its end.
 	Progress      func(Progress)
 	ProgressEvery time.Duration
+	// Previous, for Push, is the volume's latest backup: a file whose
+	// inode, size, mtime and ctime are the same as there is not read again,
+	// its chunks are taken from it (every change to a file sets its ctime,
+	// chosen by the leader). Nil reads every file.
+	Previous *Manifest
+	// SkipUnchanged makes Push return ErrUnchanged, and write no backup,
+	// when the tree is the same as Previous's.
+	SkipUnchanged bool
 }
 
 func (o Options) workers() int {
@@ -52,6 +60,7 @@ type counters struct {
 	total    atomic.Uint64
 	bytes    atomic.Uint64
 	uploaded atomic.Uint64
+	skipped  atomic.Uint64 // push: bytes of unchanged files not read again
 	files    atomic.Int64
 }
 

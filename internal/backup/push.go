@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"keel/internal/fsapi"
@@ -38,6 +39,7 @@ type PushResult struct {
 	Snapshot       Snapshot
 	Totals         Totals
 	BytesScanned   uint64 // file data read from the snapshot
+	BytesUnchanged uint64 // data of files unchanged since Options.Previous, not read again
 	BytesUploaded  uint64 // bytes of new chunks stored
 	ChunksUploaded int64
 	ChunksReused   int64 // chunk references that needed no upload: stored before, or met earlier in this push
@@ -117,6 +119,7 @@ func Push(ctx context.Context, st Store, src Source, opts Options) (*PushResult,
 	}
 	e := src.Volume.Export
 	p := &pusher{src: src, st: st, cnt: cnt, have: have, mine: map[[32]byte]struct{}{}, links: map[uint64]int{},
+		prev: previousFiles(opts.Previous, src),
 		m: &Manifest{Format: FormatVersion, ID: id, Volume: src.Volume.Name, VolumeID: src.Volume.ID,
 			SizeLimit: src.Volume.SizeLimit, Snapshot: src.Snapshot, ChunkSize: fsstate.ChunkSize,
 			Export: Export{Clients: append([]string{}, e.Clients...), ReadOnly: e.ReadOnly, Squash: e.Squash.String(),
@@ -143,8 +146,11 @@ func Push(ctx context.Context, st Store, src Source, opts Options) (*PushResult,
 		return nil, err
 	}
 	m := p.m
-	m.Written = time.Now().UTC()
 	m.Totals.Inodes = int64(len(m.Inodes))
+	if opts.SkipUnchanged && opts.Previous != nil && sameTree(opts.Previous, m) {
+		return nil, fmt.Errorf("%w (backup %s of %s)", ErrUnchanged, opts.Previous.ID, m.Volume)
+	}
+	m.Written = time.Now().UTC()
 	b, err := m.Encode()
 	if err != nil {
 		return nil, err
@@ -157,7 +163,7 @@ func Push(ctx context.Context, st Store, src Source, opts Options) (*PushResult,
 		return nil, err
 	}
 	return &PushResult{ID: id, Volume: m.Volume, Key: key, Snapshot: m.Snapshot, Totals: m.Totals,
-		BytesScanned: cnt.bytes.Load(), BytesUploaded: cnt.uploaded.Load(), ChunksUploaded: p.uploaded,
+		BytesScanned: cnt.bytes.Load(), BytesUnchanged: cnt.skipped.Load(), BytesUploaded: cnt.uploaded.Load(), ChunksUploaded: p.uploaded,
 		ChunksReused: m.Totals.Chunks - p.uploaded, ManifestBytes: int64(len(b)), Duration: time.Since(cnt.start)}, nil
 }
 
@@ -191,6 +197,7 @@ type pusher struct {
 	have     map[[32]byte]struct{} // stored before, or queued by this push
 	mine     map[[32]byte]struct{} // referenced by this backup
 	links    map[uint64]int        // inode → index in m.Inodes, for files with several links
+	prev     map[uint64]*Inode     // files of the previous backup by inode (Options.Previous)
 	uploaded int64                 // chunks queued for upload
 }
 
@@ -295,6 +302,11 @@ func (p *pusher) readFile(ctx context.Context, i int, a fsstate.Attr, jobs chan<
 		return nil // nothing stored: all holes
 	}
 	t := &p.m.Totals
+	if old, ok := p.prev[a.Ino]; ok && old.Size == a.Size && old.Mtime.Equal(fsTime(a.Mtime)) && old.Ctime.Equal(fsTime(a.Ctime)) {
+		if p.reuse(i, old) {
+			return nil
+		}
+	}
 	var chunks []Chunk
 	off := uint64(0)
 	for off < a.Size {
@@ -342,4 +354,64 @@ func (p *pusher) readFile(ctx context.Context, i int, a fsstate.Attr, jobs chan<
 	}
 	p.m.Inodes[i].Chunks = chunks
 	return nil
+}
+
+// previousFiles indexes the regular files of prev by inode, if prev is a
+// backup of the same volume (the same volume id: inode numbers are never
+// reused within a volume).
+func previousFiles(prev *Manifest, src Source) map[uint64]*Inode {
+	if prev == nil || prev.VolumeID != src.Volume.ID || prev.Volume != src.Volume.Name || prev.Kind != "" || src.State != nil {
+		return nil
+	}
+	out := make(map[uint64]*Inode, len(prev.Inodes))
+	for i := range prev.Inodes {
+		if n := &prev.Inodes[i]; n.Type == TypeFile {
+			out[n.Ino] = n
+		}
+	}
+	return out
+}
+
+// reuse gives inode i the chunks of the unchanged file old, if the store
+// still holds every one of them (a prune may have removed some).
+func (p *pusher) reuse(i int, old *Inode) bool {
+	for _, c := range old.Chunks {
+		if _, ok := p.have[hashBytes(c.Hash)]; !ok {
+			return false
+		}
+	}
+	t := &p.m.Totals
+	for _, c := range old.Chunks {
+		sum := hashBytes(c.Hash)
+		t.Chunks++
+		t.DataBytes += uint64(c.Len)
+		if _, ok := p.mine[sum]; !ok {
+			p.mine[sum] = struct{}{}
+			t.Distinct++
+			t.DistinctB += uint64(c.Len)
+		}
+	}
+	p.m.Inodes[i].Chunks = append([]Chunk(nil), old.Chunks...)
+	p.cnt.skipped.Add(old.Size)
+	return true
+}
+
+// sameTree reports whether two backups of a volume hold the same tree:
+// the same inodes with the same names, attributes and data, and the same
+// volume settings.
+func sameTree(a, b *Manifest) bool {
+	if a.VolumeID != b.VolumeID || a.Volume != b.Volume || a.SizeLimit != b.SizeLimit || len(a.Inodes) != len(b.Inodes) ||
+		a.Totals != b.Totals || !slices.Equal(a.Export.Clients, b.Export.Clients) || a.Export.ReadOnly != b.Export.ReadOnly ||
+		a.Export.Squash != b.Export.Squash || a.Export.AnonUID != b.Export.AnonUID || a.Export.AnonGID != b.Export.AnonGID {
+		return false
+	}
+	for i := range a.Inodes {
+		x, y := &a.Inodes[i], &b.Inodes[i]
+		if x.Ino != y.Ino || x.Type != y.Type || x.Mode != y.Mode || x.UID != y.UID || x.GID != y.GID || x.Size != y.Size ||
+			x.Target != y.Target || !x.Mtime.Equal(y.Mtime) || !x.Ctime.Equal(y.Ctime) || !x.Atime.Equal(y.Atime) ||
+			!slices.Equal(x.Paths, y.Paths) || !slices.Equal(x.Chunks, y.Chunks) {
+			return false
+		}
+	}
+	return true
 }

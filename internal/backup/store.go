@@ -53,6 +53,7 @@ var (
 	ErrMissing       = errors.New("backup: object missing")
 	ErrCorrupt       = errors.New("backup: object corrupt")
 	ErrNoBackup      = errors.New("backup: no such backup")
+	ErrUnchanged     = errors.New("backup: nothing changed since the previous backup")
 )
 
 // Open returns the store a backup URL names. Supported: file:///abs/path

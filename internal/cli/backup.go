@@ -63,25 +63,49 @@ func seconds(s float64) string {
 
 func newBackupPushCmd(g *globals) *cobra.Command {
 	var to string
-	var quiet bool
+	var quiet, full, state bool
 	cmd := &cobra.Command{
-		Use:   "push VOLUME --to URL",
-		Short: "Back a volume up: snapshot it and upload what the store lacks",
+		Use:   "push VOLUME --to URL | push --state --to URL",
+		Short: "Back a volume (or, with --state, the whole node state) up: snapshot it and upload what the store lacks",
 		Long: `Back a volume up: the leader snapshots it, uploads the chunks of file data
-the store does not hold yet (an unchanged file costs nothing), writes the
-backup's manifest, and deletes the snapshot. Progress goes to stderr.
+the store does not hold yet, writes the backup's manifest, and deletes the
+snapshot. A file whose size, mtime and ctime are those of the latest backup
+of the volume is not read again (--full reads every file). Progress goes to
+stderr.
+
+With --state instead of a volume, the leader backs up its whole replicated
+state (every volume, snapshots and all) at one raft index, as a state image:
+a data node that lost its disk is rebuilt from the newest one (seed_from in
+its config) and then takes from the leader only the changes made after it.
 
 ` + backupURLHelp,
-		Example: "  keel backup push data --to file:///mnt/backups/keel",
-		Args:    cobra.ExactArgs(1),
+		Example: "  keel backup push data --to file:///mnt/backups/keel\n  keel backup push --state --to file:///mnt/backups/keel",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if state {
+				return cobra.NoArgs(cmd, args)
+			}
+			return cobra.ExactArgs(1)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if to == "" {
 				return errors.New("--to URL is needed, e.g. --to file:///mnt/backups/keel")
 			}
+			what := "state"
+			if !state {
+				what = args[0]
+			}
 			return g.withClient(func(c *cluster.Client) error {
-				res, err := c.BackupPush(cmd.Context(), args[0], to, progressPrinter(cmd.ErrOrStderr(), quiet))
+				req := cluster.BackupPushRequest{To: to, Full: full}
+				progress := progressPrinter(cmd.ErrOrStderr(), quiet)
+				var res cluster.BackupPushResult
+				var err error
+				if state {
+					res, err = c.StatePush(cmd.Context(), req, progress)
+				} else {
+					res, err = c.BackupPushWith(cmd.Context(), what, req, progress)
+				}
 				if err != nil {
-					return fmt.Errorf("backup push %s: %w", args[0], err)
+					return fmt.Errorf("backup push %s: %w", what, err)
 				}
 				for _, w := range res.Warnings {
 					fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
@@ -89,18 +113,23 @@ backup's manifest, and deletes the snapshot. Progress goes to stderr.
 				if g.json {
 					return printJSON(cmd.OutOrStdout(), res)
 				}
+				use := fmt.Sprintf("restore with: keel backup restore %s@%s --volume NEW", res.URL, res.ID)
+				if state {
+					use = fmt.Sprintf("rebuild a data node from it with seed_from: %s in its node.yaml (and an empty data_dir)", res.URL)
+				}
 				fmt.Fprintf(cmd.OutOrStdout(), "backup %s of %s: %d files, %s (raft index %d)\n"+
-					"scanned %s, uploaded %s in %d new chunks (%d reused) + manifest %s, in %s\n"+
-					"restore with: keel backup restore %s@%s --volume NEW\n",
+					"scanned %s (%s unchanged, not read), uploaded %s in %d new chunks (%d reused) + manifest %s, in %s\n%s\n",
 					res.ID, res.Volume, res.Files, formatSize(res.Bytes), res.RaftIndex,
-					formatSize(res.BytesScanned), formatSize(res.BytesUploaded), res.ChunksUploaded, res.ChunksReused,
-					formatSize(uint64(res.ManifestBytes)), seconds(res.DurationSeconds), res.URL, res.ID)
+					formatSize(res.BytesScanned), formatSize(res.BytesUnchanged), formatSize(res.BytesUploaded), res.ChunksUploaded,
+					res.ChunksReused, formatSize(uint64(res.ManifestBytes)), seconds(res.DurationSeconds), use)
 				return nil
 			})
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "backup URL (file:///path on the leader's machine)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress lines")
+	cmd.Flags().BoolVar(&full, "full", false, "read every file, even those unchanged since the latest backup")
+	cmd.Flags().BoolVar(&state, "state", false, "back up the whole node state (a state image, for rebuilding a node) instead of a volume")
 	addJSON(cmd, g)
 	return cmd
 }

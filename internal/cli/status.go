@@ -68,6 +68,27 @@ func printStatus(w io.Writer, st cluster.Status) {
 			tunnels = append(tunnels, fmt.Sprintf("%s from %s → %s (since %s)", t.Client, t.Remote, m.ID, t.Since.Local().Format(time.TimeOnly)))
 		}
 	}
+	for _, m := range st.Nodes {
+		if m.Node == nil {
+			continue
+		}
+		if sd := m.Node.Seed; sd != nil {
+			fmt.Fprintf(w, "rebuilt  %s seeded from %s (raft index %d, %s from %s in %s, %s); then %s from the leader\n",
+				m.ID, sd.BackupID, sd.RaftIndex, formatSize(sd.Bytes), sd.From, seconds(sd.Seconds),
+				sd.At.Local().Format(time.DateTime), formatSize(m.Node.Raft.ReceivedBytes))
+		}
+		for _, b := range m.Node.Backups {
+			last := "never"
+			if !b.LastSuccess.IsZero() {
+				last = b.LastSuccess.Local().Format(time.DateTime) + " (" + b.LastBackup + ")"
+			}
+			line := fmt.Sprintf("backup   %s → %s every %s: last success %s", b.Name, b.To, b.Interval, last)
+			if b.LastResult != "" {
+				line += "; last run: " + shorten(b.LastResult, 80)
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
 	fmt.Fprintf(w, "tunnels  %d\n", len(tunnels))
 	for _, t := range tunnels {
 		fmt.Fprintln(w, "  "+t)

@@ -25,6 +25,30 @@ type NodeStatus struct {
 	Tunnels   []TunnelInfo       `json:"tunnels,omitempty"` // tunnels connected to this node
 	Active    *ActiveInfo        `json:"active,omitempty"`  // on the leader: since when it is active
 	Resources []ResourceStatus   `json:"resources,omitempty"`
+	Seed      *SeedInfo          `json:"seed,omitempty"`    // set if the node was rebuilt from a state image
+	Backups   []ScheduleStatus   `json:"backups,omitempty"` // on the active node: the scheduled backups
+}
+
+// SeedInfo tells which state image a rebuilt node started from.
+type SeedInfo struct {
+	From      string    `json:"from"`      // the backup URL (credentials removed)
+	BackupID  string    `json:"backup_id"` // the state image
+	RaftIndex uint64    `json:"raft_index"`
+	Bytes     uint64    `json:"bytes"` // taken from the backup store
+	Seconds   float64   `json:"seconds"`
+	At        time.Time `json:"at"`
+}
+
+// ScheduleStatus is the state of one scheduled backup on the active node.
+type ScheduleStatus struct {
+	Name        string    `json:"name"` // the volume, or @state
+	To          string    `json:"to"`
+	Interval    string    `json:"interval"`
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	LastBackup  string    `json:"last_backup,omitempty"` // id
+	LastResult  string    `json:"last_result,omitempty"` // ok | skipped: … | failed: …
+	LastRun     time.Time `json:"last_run,omitzero"`
+	NextRun     time.Time `json:"next_run,omitzero"`
 }
 
 // TunnelInfo is one `keel tunnel` connection served by a node.
@@ -125,7 +149,8 @@ type RevertRequest struct {
 
 // BackupPushRequest backs a volume up (POST /v1/volumes/{name}/backups).
 type BackupPushRequest struct {
-	To string `json:"to"` // backup URL, e.g. file:///var/backups/keel: a directory on the leader's machine
+	To   string `json:"to"`             // backup URL, e.g. file:///var/backups/keel: a directory on the leader's machine
+	Full bool   `json:"full,omitempty"` // read every file, even those unchanged since the latest backup
 }
 
 // BackupProgress is a progress line of a running backup operation.
@@ -165,7 +190,8 @@ type BackupPushResult struct {
 	Bytes           uint64    `json:"bytes"`      // sum of file sizes
 	DataBytes       uint64    `json:"data_bytes"` // stored data, holes excluded
 	BytesScanned    uint64    `json:"bytes_scanned"`
-	BytesUploaded   uint64    `json:"bytes_uploaded"` // new chunks only
+	BytesUnchanged  uint64    `json:"bytes_unchanged"` // data of files unchanged since the latest backup, not read again
+	BytesUploaded   uint64    `json:"bytes_uploaded"`  // new chunks only
 	ChunksUploaded  int64     `json:"chunks_uploaded"`
 	ChunksReused    int64     `json:"chunks_reused"`
 	ManifestBytes   int64     `json:"manifest_bytes"`

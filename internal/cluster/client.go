@@ -409,8 +409,20 @@ func (c *Client) streamBackup(ctx context.Context, path string, req any, progres
 
 // BackupPush backs volume vol up to the backup URL to (on the leader).
 func (c *Client) BackupPush(ctx context.Context, vol, to string, progress func(BackupProgress)) (BackupPushResult, error) {
+	return c.BackupPushWith(ctx, vol, BackupPushRequest{To: to}, progress)
+}
+
+// BackupPushWith is BackupPush with every option of the request.
+func (c *Client) BackupPushWith(ctx context.Context, vol string, req BackupPushRequest, progress func(BackupProgress)) (BackupPushResult, error) {
 	var out BackupPushResult
-	return out, c.streamBackup(ctx, "/v1/volumes/"+url.PathEscape(vol)+"/backups", BackupPushRequest{To: to}, progress, &out)
+	return out, c.streamBackup(ctx, "/v1/volumes/"+url.PathEscape(vol)+"/backups", req, progress, &out)
+}
+
+// StatePush backs up the leader's whole state as a state image, from which
+// a data node that lost its disk is rebuilt (seed_from).
+func (c *Client) StatePush(ctx context.Context, req BackupPushRequest, progress func(BackupProgress)) (BackupPushResult, error) {
+	var out BackupPushResult
+	return out, c.streamBackup(ctx, "/v1/backups/state", req, progress, &out)
 }
 
 // Backups lists the backups at a backup URL.

@@ -32,6 +32,8 @@ type Config struct {
 	// scripts): start when it becomes active, stop when it stops, monitor
 	// periodically while active.
 	Resources []Resource `yaml:"resources,omitempty"`
+	// Backups are run on a schedule by the active node.
+	Backups []BackupSchedule `yaml:"backups,omitempty"`
 
 	// Dir is the directory the config file was read from; relative paths in
 	// the file are resolved against it. Not read from YAML.
@@ -48,6 +50,11 @@ type NodeConfig struct {
 	NFSAddr     string `yaml:"nfs_addr,omitempty"`     // host:port of NFSv3 + MOUNT (+ portmapper); data nodes only
 	PortmapAddr string `yaml:"portmap_addr,omitempty"` // optional extra portmapper listener, e.g. 0.0.0.0:111
 	MountAddr   string `yaml:"mount_addr,omitempty"`   // optional separate MOUNT port (MOUNT is always on nfs_addr too)
+	// SeedFrom is a backup URL (file:// or s3://) holding state images of
+	// this cluster: a data node that starts with an empty data_dir takes
+	// the newest one as its state, then catches up from the leader with
+	// only the changes made after it. Ignored once the node has data.
+	SeedFrom string `yaml:"seed_from,omitempty"`
 }
 
 // Peer is one member of the cluster as the others see it.
@@ -113,4 +120,25 @@ type Resource struct {
 	// FailoverAfter hands the active role to another node after this many
 	// consecutive monitor failures (0: never, only report).
 	FailoverAfter int `yaml:"failover_after,omitempty"`
+}
+
+// BackupSchedule is a backup the active node makes every Interval, then
+// prunes to the retention given. Each entry backs up one volume, or (state:
+// true) the whole node's state as a state image for rebuilding a node.
+type BackupSchedule struct {
+	Volume    string   `yaml:"volume,omitempty"`
+	State     bool     `yaml:"state,omitempty"`
+	To        string   `yaml:"to"`       // backup URL: file:///path or s3://bucket/prefix
+	Interval  Duration `yaml:"interval"` // e.g. 1h
+	KeepLast  int      `yaml:"keep_last,omitempty"`
+	KeepDaily int      `yaml:"keep_daily,omitempty"`
+}
+
+// Name is how the schedule is named in status, logs and metrics: the
+// volume, or "@state".
+func (b BackupSchedule) Name() string {
+	if b.State {
+		return "@state"
+	}
+	return b.Volume
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -121,6 +122,7 @@ func (c *Config) Validate() error {
 	v.peers(c.Peers, true)
 	v.self(c, raftOK, adminOK)
 	v.preferAndResources(c)
+	v.backups(c)
 
 	// TLS.
 	v.set("tls.ca", c.TLS.CA, "set it to the cluster CA certificate, e.g. ca.crt from `keel init`")
@@ -433,5 +435,49 @@ func (v *collector) preferAndResources(c *Config) {
 		if r.FailoverAfter > 0 && r.Monitor == "" {
 			v.add(f+"failover_after", fmt.Sprint(r.FailoverAfter), "is set without a monitor command", "add monitor, or remove failover_after")
 		}
+	}
+}
+
+// backups checks seed_from and the backup schedules.
+func (v *collector) backups(c *Config) {
+	if c.Node.SeedFrom != "" {
+		if c.Node.Role == RoleWitness {
+			v.add("node.seed_from", c.Node.SeedFrom, "is set on a witness, which holds no state", "remove seed_from from the witness")
+		}
+		v.backupURL("node.seed_from", c.Node.SeedFrom)
+	}
+	seen := map[string]bool{}
+	for i, b := range c.Backups {
+		f := fmt.Sprintf("backups[%d].", i)
+		switch {
+		case b.State && b.Volume != "":
+			v.add(f+"volume", b.Volume, "is set together with state: true", "one entry backs up one volume, or the node's state: split it in two")
+		case !b.State && b.Volume == "":
+			v.add(f+"volume", "", "is not set", "name the volume to back up, or set state: true for a state image")
+		case seen[b.Name()+" "+b.To]:
+			v.add(f+"volume", b.Name(), "is scheduled twice to the same URL", "keep one entry")
+		}
+		seen[b.Name()+" "+b.To] = true
+		v.backupURL(f+"to", b.To)
+		if b.Interval.D() < time.Second {
+			v.add(f+"interval", b.Interval.String(), "is not set or under 1s", "use e.g. 1h")
+		}
+		if b.KeepLast < 0 || b.KeepDaily < 0 {
+			v.add(f+"keep_last", fmt.Sprint(b.KeepLast, "/", b.KeepDaily), "is negative", "use 0 (keep all) or a count such as 24")
+		}
+	}
+}
+
+func (v *collector) backupURL(field, raw string) {
+	u, err := url.Parse(raw)
+	switch {
+	case raw == "":
+		v.add(field, "", "is not set", "give a backup URL such as file:///var/backups/keel or s3://bucket/keel")
+	case err != nil || (u.Scheme != "file" && u.Scheme != "s3"):
+		v.add(field, raw, "is not a file:// or s3:// URL", "write e.g. file:///var/backups/keel or s3://bucket/keel")
+	case u.Scheme == "file" && (u.Host != "" && u.Host != "localhost" || !strings.HasPrefix(u.Path, "/")):
+		v.add(field, raw, "does not name an absolute directory", "write file:///absolute/path (three slashes)")
+	case u.Scheme == "s3" && u.Host == "":
+		v.add(field, raw, "names no bucket", "write s3://bucket/prefix")
 	}
 }

@@ -38,6 +38,22 @@ func TestValidate(t *testing.T) {
 			c.Node.RaftAddr, c.Peers[0].RaftAddr = "[fd00::1]:7001", "[fd00:0::1]:7001"
 		}, nil},
 		{"no cluster id", func(c *Config) { c.ClusterID = "" }, []string{"cluster_id"}},
+		{"seed and backups", func(c *Config) {
+			c.Node.SeedFrom = "s3://bucket/keel"
+			c.Backups = []BackupSchedule{{Volume: "data", To: "file:///b", Interval: Duration(time.Hour), KeepLast: 3},
+				{State: true, To: "file:///b", Interval: Duration(time.Minute)}}
+		}, nil},
+		{"seed on a witness", func(c *Config) {
+			c.Node, c.Peers[0].Role = NodeConfig{ID: "n1", Role: RoleWitness, DataDir: "d", RaftAddr: "10.0.0.1:7001",
+				AdminAddr: "10.0.0.1:7002", SeedFrom: "file:///b"}, RoleWitness
+			c.Peers[2].Role = RoleData
+		}, []string{"node.seed_from"}},
+		{"seed from a bad URL", func(c *Config) { c.Node.SeedFrom = "/var/backups" }, []string{"node.seed_from"}},
+		{"bad backup schedules", func(c *Config) {
+			c.Backups = []BackupSchedule{{To: "file:///b", Interval: Duration(time.Hour)},
+				{Volume: "v", State: true, To: "file://host/b", Interval: 0},
+				{Volume: "data", To: "s3:///x", Interval: Duration(time.Hour), KeepLast: -1}}
+		}, []string{"backups[0].volume", "backups[1].volume", "backups[1].to", "backups[1].interval", "backups[2].to", "backups[2].keep_last"}},
 		{"bad cluster id", func(c *Config) { c.ClusterID = "My Cluster" }, []string{"cluster_id"}},
 		{"bad node id", func(c *Config) { c.Node.ID = "Node_1"; c.Peers[0].ID = "Node_1" }, []string{"node.id", "peers[0].id"}},
 		{"long node id", func(c *Config) { c.Node.ID = strings.Repeat("a", 33) }, []string{"node.id", "peers"}},

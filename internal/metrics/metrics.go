@@ -30,6 +30,10 @@ type Node struct {
 	SnapshotsTaken prometheus.Counter
 	SnapshotsSent  prometheus.Counter // snapshot streams opened for install on a follower
 	Errors         *prometheus.CounterVec
+
+	BackupRuns        *prometheus.CounterVec // scheduled backups by schedule and result (ok, skipped, failed)
+	BackupLastSuccess *prometheus.GaugeVec   // Unix time of each schedule's last successful backup
+	BackupUploaded    *prometheus.CounterVec // bytes uploaded by scheduled backups
 }
 
 // NewNode creates a registry with keel's collectors and the Go runtime ones.
@@ -57,11 +61,19 @@ func NewNode() *Node {
 		SnapshotsTaken: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "keel", Name: "raft_snapshots_total", Help: "Raft snapshots (state checkpoints) taken or installed."}),
 		SnapshotsSent:  prometheus.NewCounter(prometheus.CounterOpts{Namespace: "keel", Name: "raft_snapshots_sent_total", Help: "Snapshots streamed to followers that were too far behind for the log."}),
 		Errors:         prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "keel", Name: "errors_total", Help: "Errors by kind."}, []string{"kind"}),
+
+		BackupRuns: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "keel", Name: "backup_runs_total",
+			Help: "Scheduled backups run on this node, by schedule (volume or @state) and result (ok, skipped, failed)."}, []string{"schedule", "result"}),
+		BackupLastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "keel", Name: "backup_last_success_timestamp_seconds",
+			Help: "Unix time of the last successful scheduled backup made by this node, by schedule."}, []string{"schedule"}),
+		BackupUploaded: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "keel", Name: "backup_uploaded_bytes_total",
+			Help: "Bytes uploaded to backup stores by scheduled backups, by schedule."}, []string{"schedule"}),
 	}
 	m.Registry.MustRegister(
 		m.CommitLatency, m.ApplyLatency, m.ReadIndexWait, m.BytesWritten, m.AppliedEntries,
 		m.LeaderChanges, m.IsLeader, m.Term, m.LogBytes, m.SnapshotBytes, m.RaftSentBytes,
 		m.RaftRecvBytes, m.SnapshotsTaken, m.SnapshotsSent, m.Errors,
+		m.BackupRuns, m.BackupLastSuccess, m.BackupUploaded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m

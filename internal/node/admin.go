@@ -117,6 +117,10 @@ func (n *Node) status() cluster.NodeStatus {
 	st.Tunnels = n.tunnels.list()
 	st.Active = n.activeInfo()
 	st.Resources = n.resources.Status()
+	st.Seed = n.seed
+	if n.repl.IsLeader() {
+		st.Backups = n.schedules.status()
+	}
 	if s := n.repl.Store(); s != nil {
 		if vols, err := s.Volumes(); err == nil {
 			for _, v := range vols {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"syscall"
@@ -23,6 +24,7 @@ import (
 
 func (n *Node) backupRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/volumes/{name}/backups", n.handleBackupPush)
+	mux.HandleFunc("POST /v1/backups/state", n.handleStatePush)
 	mux.HandleFunc("GET /v1/backups", n.handleBackupList)
 	mux.HandleFunc("POST /v1/backups/verify", n.handleBackupVerify)
 	mux.HandleFunc("POST /v1/backups/restore", n.handleBackupRestore)
@@ -119,15 +121,62 @@ func (n *Node) handleBackupPush(w http.ResponseWriter, r *http.Request) {
 	if !decodeJSON(w, r, &req) {
 		return
 	}
-	st, ok := n.backupStore(w, req.To)
-	if !ok {
+	vol := r.PathValue("name")
+	if _, ok := n.backupStore(w, req.To); !ok {
 		return
 	}
-	ctx, vol := r.Context(), r.PathValue("name")
-	if _, err := n.fs.Volume(ctx, vol); err != nil {
+	if _, err := n.fs.Volume(r.Context(), vol); err != nil {
 		n.writeErr(w, err)
 		return
 	}
+	n.streamPush(w, r, req, vol, func(ctx context.Context, st backup.Store, opts backup.Options) (*backup.PushResult, error) {
+		return backup.PushVolume(ctx, n.fs, vol, st, opts)
+	})
+}
+
+// handleStatePush backs up this node's whole state as a state image, for
+// rebuilding a node (seed_from).
+func (n *Node) handleStatePush(w http.ResponseWriter, r *http.Request) {
+	var req cluster.BackupPushRequest
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	if _, ok := n.backupStore(w, req.To); !ok {
+		return
+	}
+	n.streamPush(w, r, req, backup.StateVolume, n.pushState)
+}
+
+// pushState pins the newest raft snapshot (taking one first) and pushes
+// it as a state image. With opts.SkipUnchanged it makes none if the
+// previous image is at the same raft index.
+func (n *Node) pushState(ctx context.Context, st backup.Store, opts backup.Options) (*backup.PushResult, error) {
+	if n.repl.Store() == nil {
+		return nil, errNotData
+	}
+	pin, err := n.repl.PinSnapshot()
+	if err != nil {
+		return nil, err
+	}
+	defer pin.Release()
+	if p := opts.Previous; opts.SkipUnchanged && p != nil && p.State != nil && p.State.RaftIndex == pin.Index {
+		return nil, fmt.Errorf("%w (state image %s, raft index %d)", backup.ErrUnchanged, p.ID, pin.Index)
+	}
+	return backup.PushState(ctx, st, pin.Dir, backup.StateImage{ClusterID: n.cfg.ClusterID, RaftIndex: pin.Index,
+		RaftTerm: pin.Term, Meta: pin.Meta}, opts)
+}
+
+// streamPush runs a push to req.To, streaming its progress and result.
+// Unless req.Full, files unchanged since the latest backup of the same
+// volume are not read again.
+func (n *Node) streamPush(w http.ResponseWriter, r *http.Request, req cluster.BackupPushRequest, vol string,
+	push func(context.Context, backup.Store, backup.Options) (*backup.PushResult, error)) {
+	st, err := backup.Open(req.To)
+	if err != nil {
+		badRequest(w, err.Error())
+		return
+	}
+	ctx := r.Context()
 	s := startStream(w)
 	unlock, err := lockStore(ctx, req.To)
 	if err != nil {
@@ -135,22 +184,28 @@ func (n *Node) handleBackupPush(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer unlock()
-	n.log.Info("backup push started", "volume", vol, "to", req.To)
-	res, err := backup.PushVolume(ctx, n.fs, vol, st, backup.Options{Progress: s.progress})
+	opts := backup.Options{Progress: s.progress}
+	if !req.Full {
+		if prev, err := backup.Find(ctx, st, "", vol); err == nil {
+			opts.Previous = prev
+		}
+	}
+	n.log.Info("backup push started", "volume", vol, "to", redact(req.To))
+	res, err := push(ctx, st, opts)
 	if err != nil {
-		n.log.Warn("backup push failed", "volume", vol, "to", req.To, "err", err)
+		n.log.Warn("backup push failed", "volume", vol, "to", redact(req.To), "err", err)
 		s.finish(nil, err)
 		return
 	}
-	n.log.Info("backup push done", "volume", vol, "id", res.ID, "scanned", res.BytesScanned,
+	n.log.Info("backup push done", "volume", vol, "id", res.ID, "scanned", res.BytesScanned, "unchanged", res.BytesUnchanged,
 		"uploaded", res.BytesUploaded, "reused_chunks", res.ChunksReused, "duration", res.Duration)
 	t := res.Totals
-	s.finish(cluster.BackupPushResult{ID: res.ID, Volume: res.Volume, URL: req.To, Manifest: res.Key,
+	s.finish(cluster.BackupPushResult{ID: res.ID, Volume: res.Volume, URL: redact(req.To), Manifest: res.Key,
 		Snapshot: res.Snapshot.Name, RaftIndex: res.Snapshot.RaftIndex, SnapshotTime: res.Snapshot.Time,
 		Files: t.Files, Dirs: t.Dirs, Symlinks: t.Symlinks, HardLinks: t.HardLinks, Bytes: t.Bytes, DataBytes: t.DataBytes,
-		BytesScanned: res.BytesScanned, BytesUploaded: res.BytesUploaded, ChunksUploaded: res.ChunksUploaded,
-		ChunksReused: res.ChunksReused, ManifestBytes: res.ManifestBytes, DurationSeconds: res.Duration.Seconds(),
-		Warnings: res.Warnings}, nil)
+		BytesScanned: res.BytesScanned, BytesUnchanged: res.BytesUnchanged, BytesUploaded: res.BytesUploaded,
+		ChunksUploaded: res.ChunksUploaded, ChunksReused: res.ChunksReused, ManifestBytes: res.ManifestBytes,
+		DurationSeconds: res.Duration.Seconds(), Warnings: res.Warnings}, nil)
 }
 
 func (n *Node) handleBackupList(w http.ResponseWriter, r *http.Request) {

@@ -52,6 +52,8 @@ type Node struct {
 	resources *cluster.Resources
 	resEvents chan bool
 	resDone   chan struct{}
+	seed      *cluster.SeedInfo // the state image this node was rebuilt from, if any
+	schedules *scheduler
 }
 
 // identity is written into a data directory on first start.
@@ -72,8 +74,16 @@ func Start(cfg *config.Config, logger *slog.Logger) (*Node, error) {
 	}
 	logger = logger.With("node", cfg.Node.ID)
 	dataDir := cfg.Path(cfg.Node.DataDir)
+	fresh := !hasState(dataDir)
 	if err := checkIdentity(dataDir, cfg); err != nil {
 		return nil, err
+	}
+	seed := loadSeed(dataDir)
+	if cfg.Node.SeedFrom != "" && fresh {
+		var err error
+		if seed, err = seedState(context.Background(), cfg, dataDir, logger.With("component", "seed")); err != nil {
+			return nil, err
+		}
 	}
 	caPEM, certPEM, keyPEM, err := tlsutil.LoadFiles(cfg.Path(cfg.TLS.CA), cfg.Path(cfg.TLS.Cert), cfg.Path(cfg.TLS.Key))
 	if err != nil {
@@ -88,7 +98,7 @@ func Start(cfg *config.Config, logger *slog.Logger) (*Node, error) {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 
-	n := &Node{cfg: cfg, log: logger.With("component", "node"), metrics: metrics.NewNode(), started: time.Now(), clientTLS: clientTLS}
+	n := &Node{cfg: cfg, log: logger.With("component", "node"), metrics: metrics.NewNode(), started: time.Now(), clientTLS: clientTLS, seed: seed}
 	n.raftLn, err = net.Listen("tcp", cfg.Node.RaftAddr)
 	if err != nil {
 		return nil, fmt.Errorf("node: listen on raft_addr %s: %w (is another keel running there?)", cfg.Node.RaftAddr, err)
@@ -152,6 +162,8 @@ func Start(cfg *config.Config, logger *slog.Logger) (*Node, error) {
 	go func() { n.resourceLoop(ctx, n.resEvents); close(n.resDone) }()
 	go n.watchActive(ctx)
 	go n.preferLoop(ctx)
+	n.schedules = newScheduler(n)
+	go n.schedules.loop(ctx, scheduleTick(cfg.Backups))
 	if cfg.Node.Role == config.RoleWitness {
 		every := cfg.Raft.SnapshotInterval.D()
 		if every <= 0 {

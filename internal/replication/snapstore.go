@@ -26,6 +26,7 @@ type snapStore struct {
 	retain int
 	mu     sync.Mutex
 	seq    int
+	reapMu sync.Mutex // held by reap, and by pin while it links a snapshot
 }
 
 const (
@@ -161,6 +162,8 @@ func (s *snapStore) latest() (snapMeta, bool) {
 }
 
 func (s *snapStore) reap() {
+	s.reapMu.Lock()
+	defer s.reapMu.Unlock()
 	metas, err := s.list()
 	if err != nil {
 		return
