@@ -2,7 +2,7 @@
 // volume snapshot, list, verify, restore into a new volume, prune. Where the
 // objects live is behind Store, a small interface (put, get, stat, list,
 // delete of immutable objects by key); backup/file keeps them in a local
-// directory (file:///path), and S3 (s3://) is the next implementation.
+// directory (file:///path), backup/s3 in an S3 bucket (s3://bucket/prefix).
 // Open picks one by the URL's scheme.
 //
 // Push, restore and verify run on the leader (internal/node's admin API

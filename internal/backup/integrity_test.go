@@ -246,10 +246,13 @@ func TestBackupListUniqueBytes(t *testing.T) {
 }
 
 func TestBackupOpenAndRefs(t *testing.T) {
-	if _, err := Open("s3://bucket/x"); !errors.Is(err, ErrUnknownScheme) || !strings.Contains(err.Error(), "s3:// arrives next; supported: file://") {
-		t.Errorf("s3: %v", err)
+	if st, err := Open("s3://bucket/x?region=eu-west-1"); err != nil || storeName(st) != "s3://bucket/x" {
+		t.Errorf("s3: %v, %v", st, err)
 	}
-	if _, err := Open("ftp://h/x"); !errors.Is(err, ErrUnknownScheme) {
+	if _, err := Open("s3://b/x"); err == nil || !strings.Contains(err.Error(), "bucket name") {
+		t.Errorf("s3 with a bad bucket: %v", err)
+	}
+	if _, err := Open("ftp://h/x"); !errors.Is(err, ErrUnknownScheme) || !strings.Contains(err.Error(), "supported: file:///path and s3://bucket/prefix") {
 		t.Errorf("ftp: %v", err)
 	}
 	if _, err := Open("file://host/x"); err == nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"keel/internal/backup/file"
+	"keel/internal/backup/s3"
 )
 
 // Store is where backups are kept: a flat space of immutable objects by
@@ -57,7 +58,8 @@ var (
 )
 
 // Open returns the store a backup URL names. Supported: file:///abs/path
-// (a directory on the machine that runs the operation: the leader).
+// (a directory on the machine that runs the operation: the leader) and
+// s3://bucket/prefix (see backup/s3 for its settings).
 func Open(rawURL string) (Store, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -67,11 +69,11 @@ func Open(rawURL string) (Store, error) {
 	case "file":
 		return file.Open(u)
 	case "s3":
-		return nil, fmt.Errorf("%w %s: s3:// arrives next; supported: file:///absolute/path", ErrUnknownScheme, u.Redacted())
+		return s3.Open(u)
 	case "":
-		return nil, fmt.Errorf("%w %q: write a URL such as file:///var/backups/keel; supported: file://", ErrUnknownScheme, rawURL)
+		return nil, fmt.Errorf("%w %q: write a URL such as file:///var/backups/keel or s3://bucket/prefix", ErrUnknownScheme, rawURL)
 	}
-	return nil, fmt.Errorf("%w %s: unknown scheme %q; supported: file:// (s3:// arrives next)", ErrUnknownScheme, u.Redacted(), u.Scheme)
+	return nil, fmt.Errorf("%w %s: unknown scheme %q; supported: file:///path and s3://bucket/prefix", ErrUnknownScheme, u.Redacted(), u.Scheme)
 }
 
 // Object key layout.

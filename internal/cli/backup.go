@@ -13,14 +13,26 @@ import (
 	"keel/internal/cluster"
 )
 
-const backupURLHelp = `A backup URL is file:///absolute/path: a directory on the machine of the
-leader (the active node), which does the work. Put it on storage that
-survives that machine (a mount of another disk or host). s3:// comes next.`
+const backupURLHelp = `The leader (the active node) does the work, so a backup URL names a store as
+the leader's machine sees it:
+
+  file:///absolute/path   a directory on the leader's machine; put it on storage
+                          that survives that machine (a mount of another disk or host)
+  s3://BUCKET[/PREFIX]    an S3 bucket on AWS or any S3 API server (MinIO, Ceph RGW,
+                          versitygw, ...), with optional settings
+                          ?endpoint=http://HOST:PORT&region=REGION&path_style=true|false&profile=NAME
+
+For s3://, the credentials and defaults come from the environment of ` + "`keel serve`" + ` on
+every data node (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
+AWS_REGION, AWS_ENDPOINT_URL_S3, AWS_PROFILE), the shared files ~/.aws/credentials
+and ~/.aws/config, or the instance's role; the URL's settings come first. With an
+endpoint, path-style addressing is the default. Example for MinIO:
+  s3://keel-backups/cluster1?endpoint=http://minio.lan:9000`
 
 func newBackupCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "backup",
-		Short: "Incremental, verified backups of volumes to a backup store (file:// now, s3:// next)",
+		Short: "Incremental, verified backups of volumes to a directory (file://) or an S3 bucket (s3://)",
 		Long: `Back volumes up into a backup store, list, verify, restore and prune backups.
 
 A push snapshots the volume (crash-consistent), stores the file data in
@@ -79,7 +91,10 @@ a data node that lost its disk is rebuilt from the newest one (seed_from in
 its config) and then takes from the leader only the changes made after it.
 
 ` + backupURLHelp,
-		Example: "  keel backup push data --to file:///mnt/backups/keel\n  keel backup push --state --to file:///mnt/backups/keel",
+		Example: "  keel backup push data --to file:///mnt/backups/keel\n" +
+			"  keel backup push data --to s3://keel-backups/cluster1\n" +
+			"  keel backup push data --to 's3://keel-backups/cluster1?endpoint=http://minio.lan:9000'\n" +
+			"  keel backup push --state --to file:///mnt/backups/keel",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if state {
 				return cobra.NoArgs(cmd, args)
@@ -88,7 +103,7 @@ its config) and then takes from the leader only the changes made after it.
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if to == "" {
-				return errors.New("--to URL is needed, e.g. --to file:///mnt/backups/keel")
+				return errors.New("--to URL is needed, e.g. --to file:///mnt/backups/keel or --to s3://bucket/prefix")
 			}
 			what := "state"
 			if !state {
@@ -126,7 +141,7 @@ its config) and then takes from the leader only the changes made after it.
 			})
 		},
 	}
-	cmd.Flags().StringVar(&to, "to", "", "backup URL (file:///path on the leader's machine)")
+	cmd.Flags().StringVar(&to, "to", "", "backup URL: file:///path on the leader's machine, or s3://bucket/prefix")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress lines")
 	cmd.Flags().BoolVar(&full, "full", false, "read every file, even those unchanged since the latest backup")
 	cmd.Flags().BoolVar(&state, "state", false, "back up the whole node state (a state image, for rebuilding a node) instead of a volume")
