@@ -12,6 +12,16 @@ import (
 // activeTracker follows this node's leadership: when it becomes the active
 // node it notes since when, after whom and why; when it stops being active
 // it drops every NFS connection so that tunnels reconnect to the new one.
+//
+// A node that was frozen (SIGSTOP, a paused VM, starved of CPU) for longer
+// than the leader lease cannot know whether it is still the leader: another
+// node may have been elected meanwhile, and raft may take a moment after the
+// thaw to step down. So it leaves the active role as soon as it notices the
+// gap, and logs since when it was not active (last_active_at, the last tick
+// before the freeze); it becomes active again only once a quorum has
+// confirmed that it still leads (raft may not have stepped down yet). A
+// witness leads only to hand leadership to a data node and is never the
+// active node. The chaos tests check that no two nodes are active at once.
 type activeTracker struct {
 	mu          sync.Mutex
 	info        *cluster.ActiveInfo
@@ -20,16 +30,39 @@ type activeTracker struct {
 }
 
 func (n *Node) watchActive(ctx context.Context) {
-	t := time.NewTicker(50 * time.Millisecond)
+	t := time.NewTicker(activeTick)
 	defer t.Stop()
 	was := false
+	lease := max(n.cfg.Raft.LeaderLeaseTimeout.D(), 4*activeTick)
+	last := time.Now()
+	confirm := false // after a freeze: become active only once a quorum confirms the leadership
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		is := n.repl.IsLeader()
+		now := time.Now()
+		frozen, prev := now.Sub(last), last
+		last = now
+		if was && frozen > lease {
+			n.active.mu.Lock()
+			n.leaveActive("this node is no longer active: it was frozen longer than the leader lease; dropping NFS connections",
+				"frozen_for", frozen.Round(time.Millisecond).String(), "last_active_at", prev)
+			n.active.mu.Unlock()
+			was, confirm = false, true
+			continue
+		}
+		is := n.repl.IsLeader() && n.cfg.Node.Role == config.RoleData
+		if is && !was && confirm {
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			err := n.repl.ReadIndex(cctx)
+			cancel()
+			if err != nil {
+				continue
+			}
+		}
+		confirm = false
 		a := &n.active
 		a.mu.Lock()
 		switch {
@@ -49,12 +82,7 @@ func (n *Node) watchActive(ctx context.Context) {
 			n.resEvents <- true
 			n.log.Info("this node is now active", "previous", info.Previous, "reason", info.Reason, "takeover", info.TakeoverTime)
 		case !is && was:
-			a.info = nil
-			n.resEvents <- false
-			n.log.Info("this node is no longer active; dropping NFS connections")
-			if n.nfs != nil {
-				n.nfs.CloseConnections()
-			}
+			n.leaveActive("this node is no longer active; dropping NFS connections")
 		case !is:
 			// A witness leads only for a moment before handing over: the
 			// previous active node is the last data node that led.
@@ -65,6 +93,21 @@ func (n *Node) watchActive(ctx context.Context) {
 		}
 		a.mu.Unlock()
 		was = is
+	}
+}
+
+// activeTick is how often watchActive looks at raft's leadership.
+const activeTick = 50 * time.Millisecond
+
+// leaveActive ends this node's time as the active node: resources stop and
+// NFS clients are disconnected, so that tunnels move to the new one. The
+// caller holds n.active.mu.
+func (n *Node) leaveActive(msg string, args ...any) {
+	n.active.info = nil
+	n.resEvents <- false
+	n.log.Info(msg, args...)
+	if n.nfs != nil {
+		n.nfs.CloseConnections()
 	}
 }
 

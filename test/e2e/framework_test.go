@@ -28,8 +28,6 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"keel/internal/cluster"
 	"keel/internal/config"
 	"keel/internal/testkit"
@@ -476,34 +474,10 @@ func listening(addr string) bool {
 }
 
 // editYAML rewrites a YAML file through fn (comments are dropped).
-func editYAML(t *testing.T, path string, fn func(doc map[string]any)) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := map[string]any{}
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		t.Fatalf("parse %s: %v", path, err)
-	}
-	fn(doc)
-	if b, err = yaml.Marshal(doc); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
+func editYAML(t *testing.T, path string, fn func(doc map[string]any)) { testkit.EditYAML(t, path, fn) }
 
 // section returns doc[key] as a mapping, making it if missing.
-func section(doc map[string]any, key string) map[string]any {
-	if m, ok := doc[key].(map[string]any); ok {
-		return m
-	}
-	m := map[string]any{}
-	doc[key] = m
-	return m
-}
+func section(doc map[string]any, key string) map[string]any { return testkit.Section(doc, key) }
 
 // tailFile returns the last n lines of a file.
 func tailFile(path string, n int) string {
