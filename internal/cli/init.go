@@ -17,6 +17,7 @@ func newInitCmd(g *globals) *cobra.Command {
 		adminPort      int
 		nfsPort        int
 		clusterID      string
+		jf             initJoinFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "init",
@@ -37,7 +38,7 @@ Supported shapes: 3 data nodes; 2 data nodes + 1 witness (--witness ID=HOST);
   keel init --dir ./prod --node n1=10.0.0.1 --node n2=10.0.0.2 --witness w1=10.0.0.3`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			spec := config.InitSpec{Dir: g.dir, ClusterID: clusterID}
+			spec := config.InitSpec{Dir: g.dir, ClusterID: clusterID, CAOnDataNodes: !jf.keepCAOffline}
 			add := func(list []string, role string) error {
 				for _, s := range list {
 					ns, err := parseNodeSpec(s, raftPort, adminPort, nfsPort)
@@ -62,8 +63,15 @@ Supported shapes: 3 data nodes; 2 data nodes + 1 witness (--witness ID=HOST);
 			if err != nil {
 				return err
 			}
+			tokens, err := jf.issue(lay)
+			if err != nil {
+				return err
+			}
 			if g.json {
-				return printJSON(cmd.OutOrStdout(), lay)
+				return printJSON(cmd.OutOrStdout(), struct {
+					*config.Layout
+					Tokens *initTokens `json:"tokens,omitempty"`
+				}{lay, tokens})
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "Created cluster %s in %s\n\n", lay.ClusterID, lay.Dir)
@@ -73,7 +81,7 @@ Supported shapes: 3 data nodes; 2 data nodes + 1 witness (--witness ID=HOST);
 			fmt.Fprintf(w, "  client        %s\n\n", lay.ClientConfig)
 			fmt.Fprintf(w, "Next: copy each nodes/<id> directory to its machine and run there\n  keel serve --config node.yaml\n")
 			fmt.Fprintf(w, "Then: keel status --config %s\n", lay.ClientConfig)
-			fmt.Fprintf(w, "Keep %s offline: it signs new certificates.\n", lay.CAKey)
+			tokens.print(w, lay)
 			return nil
 		},
 	}
@@ -83,6 +91,7 @@ Supported shapes: 3 data nodes; 2 data nodes + 1 witness (--witness ID=HOST);
 	cmd.Flags().IntVar(&adminPort, "admin-port", 7501, "admin API port on every node")
 	cmd.Flags().IntVar(&nfsPort, "nfs-port", 2049, "NFSv3 + MOUNT port on every data node (0: no NFS service)")
 	cmd.Flags().StringVar(&clusterID, "cluster-id", "", "cluster id (default: random)")
+	jf.register(cmd)
 	addJSON(cmd, g)
 	return cmd
 }

@@ -6,6 +6,7 @@ package cluster
 import (
 	"time"
 
+	"keel/internal/config"
 	"keel/internal/replication"
 )
 
@@ -265,4 +266,38 @@ type BackupPruneResult struct {
 	ChunksDeleted int64    `json:"chunks_deleted"`
 	BytesFreed    uint64   `json:"bytes_freed"`
 	DryRun        bool     `json:"dry_run,omitempty"`
+}
+
+// MemberInfo is one member of the cluster (GET /v1/members): its addresses,
+// and, as the answering node's raft configuration says, whether it votes.
+type MemberInfo struct {
+	config.Peer
+	InRaft bool `json:"in_raft"`
+	Voter  bool `json:"voter"`
+}
+
+// TokenRequest asks for a join token (POST /v1/tokens).
+type TokenRequest struct {
+	Purpose string `json:"purpose"` // node | client
+	TTL     string `json:"ttl"`     // e.g. 1h
+	Note    string `json:"note,omitempty"`
+}
+
+// TokenInfo is a join token as listed (GET /v1/tokens); Token (the secret
+// text) only in the answer to its creation.
+type TokenInfo struct {
+	ID      string    `json:"id"`
+	Purpose string    `json:"purpose"`
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires"`
+	Expired bool      `json:"expired"`
+	Note    string    `json:"note,omitempty"`
+	Token   string    `json:"token,omitempty"`
+}
+
+// RemoveResult is the answer to DELETE /v1/members/{id}.
+type RemoveResult struct {
+	Removed  string   `json:"removed"`
+	Voters   []string `json:"voters"` // the voters left
+	Warnings []string `json:"warnings,omitempty"`
 }

@@ -116,17 +116,18 @@ func (c *Client) Stream(ctx context.Context, method, path string, body func() io
 func (c *Client) targets() []string {
 	c.mu.Lock()
 	first := c.leader
+	peers := c.Peers
 	c.mu.Unlock()
 	var out []string
 	if first != "" {
 		out = append(out, first)
 	}
-	for _, p := range c.Peers {
+	for _, p := range peers {
 		if p.AdminAddr != first && p.Role != config.RoleWitness {
 			out = append(out, p.AdminAddr)
 		}
 	}
-	for _, p := range c.Peers {
+	for _, p := range peers {
 		if p.AdminAddr != first && p.Role == config.RoleWitness {
 			out = append(out, p.AdminAddr)
 		}

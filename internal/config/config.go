@@ -59,11 +59,11 @@ type NodeConfig struct {
 
 // Peer is one member of the cluster as the others see it.
 type Peer struct {
-	ID        string `yaml:"id"`
-	Role      string `yaml:"role"`
-	RaftAddr  string `yaml:"raft_addr"`
-	AdminAddr string `yaml:"admin_addr"`
-	NFSAddr   string `yaml:"nfs_addr,omitempty"`
+	ID        string `yaml:"id" json:"id"`
+	Role      string `yaml:"role" json:"role"`
+	RaftAddr  string `yaml:"raft_addr" json:"raft_addr"`
+	AdminAddr string `yaml:"admin_addr" json:"admin_addr"`
+	NFSAddr   string `yaml:"nfs_addr,omitempty" json:"nfs_addr,omitempty"`
 }
 
 // TLSFiles names the PEM files of this node or client.
@@ -72,6 +72,10 @@ type TLSFiles struct {
 	Cert   string `yaml:"cert"`             // this node's (or client's) certificate
 	Key    string `yaml:"key"`              // its private key (0600)
 	Secret string `yaml:"secret,omitempty"` // file-handle MAC secret (nodes only, 0600)
+	// CAKey is the cluster CA's private key (data nodes only, 0600): with it
+	// the leader signs the certificates of machines that join with a token.
+	// Without it joining is off and certificates are issued offline.
+	CAKey string `yaml:"ca_key,omitempty"`
 }
 
 // Raft holds the replication timings. The defaults suit a LAN; raise them for

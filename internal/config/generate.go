@@ -30,6 +30,10 @@ const (
 	FileNodeCert     = "node.crt"
 	FileNodeKey      = "node.key"
 	FileNodeConfig   = "node.yaml"
+	// FileJoinTokens, in a data node's directory, holds the records (never
+	// the secrets) of the join tokens `keel init` printed; the first leader
+	// imports them into the replicated state.
+	FileJoinTokens = "join-tokens.json"
 	// NodeDataDir is the data_dir written into node.yaml, relative to the
 	// node's directory.
 	NodeDataDir = "data"
@@ -47,6 +51,10 @@ type InitSpec struct {
 	ClusterID  string     // empty: 16 random hex digits
 	Nodes      []NodeSpec // every member, in order
 	ClientName string     // name in the client certificate; default "client"
+	// CAOnDataNodes also puts the CA key into every data node's directory
+	// (tls.ca_key) so that the leader can sign the certificates of machines
+	// that join with a token. Witnesses and clients never get it.
+	CAOnDataNodes bool
 }
 
 // NodeSpec describes one member for Generate.
@@ -100,6 +108,13 @@ func Generate(spec InitSpec) (*Layout, error) {
 		return nil, fmt.Errorf("config: generate: %w", err)
 	}
 	nodes, client, err := buildConfigs(spec)
+	if err == nil && spec.CAOnDataNodes {
+		for _, c := range nodes {
+			if c.Node.Role == RoleData {
+				c.TLS.CAKey = FileCAKey
+			}
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -291,7 +306,10 @@ func (w *writer) generate(dir string, spec InitSpec, nodes []*Config, client *Cl
 		for _, f := range []struct {
 			name string
 			data []byte
-		}{{FileNodeCert, certPEM}, {FileNodeKey, keyPEM}, {FileCACert, ca.CertPEM()}, {FileSecret, secret}} {
+		}{{FileNodeCert, certPEM}, {FileNodeKey, keyPEM}, {FileCACert, ca.CertPEM()}, {FileSecret, secret}, {c.TLS.CAKey, caKey}} {
+			if f.name == "" {
+				continue
+			}
 			if err := w.file(filepath.Join(nd, f.name), f.data); err != nil {
 				return nil, err
 			}

@@ -98,7 +98,7 @@ func resolvePath(dir, p string) string {
 
 // resolve returns t with every path passed through path.
 func (t TLSFiles) resolve(path func(string) string) TLSFiles {
-	return TLSFiles{CA: path(t.CA), Cert: path(t.Cert), Key: path(t.Key), Secret: path(t.Secret)}
+	return TLSFiles{CA: path(t.CA), Cert: path(t.Cert), Key: path(t.Key), Secret: path(t.Secret), CAKey: path(t.CAKey)}
 }
 
 // decodeFile decodes the YAML file at path into v, refusing unknown fields.

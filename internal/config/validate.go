@@ -120,6 +120,11 @@ func (c *Config) Validate() error {
 	}
 
 	v.peers(c.Peers, true)
+	if c.Bootstrap && len(c.Peers) > 0 {
+		// The shape matters when the cluster is formed; a node that joined
+		// (or one whose peers grew by joins) may pass through others.
+		v.shape(countRoles(c.Peers))
+	}
 	v.self(c, raftOK, adminOK)
 	v.preferAndResources(c)
 	v.backups(c)
@@ -264,7 +269,6 @@ func (v *collector) peers(peers []Peer, node bool) {
 		}
 		addrs[k] = field
 	}
-	var data, witness int
 	for i, p := range peers {
 		f := fmt.Sprintf("peers[%d].", i)
 		v.nodeID(f+"id", p.ID)
@@ -276,12 +280,6 @@ func (v *collector) peers(peers []Peer, node bool) {
 		if node || p.Role != "" {
 			v.role(f+"role", p.Role)
 		}
-		switch p.Role {
-		case RoleData:
-			data++
-		case RoleWitness:
-			witness++
-		}
 		if (node || p.RaftAddr != "") && v.addr(f+"raft_addr", p.RaftAddr, "10.0.0.1:7001") {
 			uniqueAddr(f+"raft_addr", p.RaftAddr)
 		}
@@ -292,9 +290,19 @@ func (v *collector) peers(peers []Peer, node bool) {
 			uniqueAddr(f+"nfs_addr", p.NFSAddr)
 		}
 	}
-	if node {
-		v.shape(data, witness)
+}
+
+// countRoles counts the data nodes and witnesses among peers.
+func countRoles(peers []Peer) (data, witness int) {
+	for _, p := range peers {
+		switch p.Role {
+		case RoleData:
+			data++
+		case RoleWitness:
+			witness++
+		}
 	}
+	return data, witness
 }
 
 // shape checks the mix of data nodes and witnesses. Supported: 1 data node

@@ -19,6 +19,7 @@ func good() Config {
 		{ID: "w1", Role: RoleWitness, RaftAddr: "10.0.0.3:7001", AdminAddr: "10.0.0.3:7002"},
 	}
 	c.TLS = TLSFiles{CA: "ca.crt", Cert: "node.crt", Key: "node.key", Secret: "secret"}
+	c.Bootstrap = true
 	return c
 }
 
@@ -137,6 +138,12 @@ func TestValidateMessage(t *testing.T) {
 	c.Peers = c.Peers[:2]
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "witness") || !strings.Contains(err.Error(), "loss of either") {
 		t.Fatalf("two-node message does not explain: %v", err)
+	}
+	// A node that joined a running cluster is not checked for the shape:
+	// a cluster grows through 2 data nodes on its way to 3.
+	c.Bootstrap = false
+	if err := c.Validate(); err != nil {
+		t.Fatalf("joined node with 2 data peers: %v", err)
 	}
 }
 

@@ -59,3 +59,8 @@ func ReadSecret(path string) ([]byte, error) {
 	}
 	return s, nil
 }
+
+// WriteWithHeader is Write with a comment header (each line gets "# ").
+func WriteWithHeader(path, header string, v any) error {
+	return writeYAML(path, header, v)
+}

@@ -122,10 +122,15 @@ const (
 	OpSnapshotDelete // delete snapshot SnapName of volume VolName
 	OpVolumeClone    // new volume ToName (SizeLimit, 0: the source's) from snapshot SnapName of VolName
 	OpVolumeRevert   // put snapshot SnapName's content back into volume VolName
+
+	// OpClusterSet sets cluster record Name to Data, or deletes it when Data
+	// is empty (cluster.go): membership and join tokens, replicated with the
+	// files so that any leader sees them.
+	OpClusterSet
 )
 
 // lastOp is the highest Op value a command may carry.
-const lastOp = OpVolumeRevert
+const lastOp = OpClusterSet
 
 // Command is one state-machine operation, carried in one raft log entry. Every
 // value that must be identical on all replicas (time above all) is chosen by

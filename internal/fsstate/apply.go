@@ -245,6 +245,8 @@ func dispatch(t *txn, c *Command) (Result, error) {
 		return opSetExport(t, c)
 	case OpSnapshotDelete:
 		return opSnapshotDelete(t, c)
+	case OpClusterSet:
+		return opClusterSet(t, c)
 	}
 	return Result{}, syscall.EINVAL
 }

@@ -48,6 +48,8 @@
 //	r/<len:1><client><xid:4><proc:4>
 //	                              recorded reply to an NFS request: version, time,
 //	                              argument hash, EncodeResult of its Result
+//	k/<name>                      cluster record (membership, join tokens): opaque
+//	                              bytes set by OpClusterSet
 //	R/<time:8><len:1><client><xid:4><proc:4>
 //	                              the same records by time (sign bit flipped so
 //	                              that times sort), for expiry; empty value

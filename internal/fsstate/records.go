@@ -19,6 +19,7 @@ const (
 	pCookie = 'e'
 	pChunk  = 'c'
 	pSnap   = 's' // volume snapshot records (volsnap.go)
+	pClust  = 'k' // cluster records: members, join tokens (cluster.go)
 
 	pReply     = 'r' // duplicate request cache: reply records (drc.go)
 	pReplyTime = 'R' // duplicate request cache: records by time

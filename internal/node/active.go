@@ -122,7 +122,7 @@ func (n *Node) activeInfo() *cluster.ActiveInfo {
 }
 
 func (n *Node) isDataPeer(id string) bool {
-	for _, p := range n.cfg.Peers {
+	for _, p := range n.peers() {
 		if p.ID == id {
 			return p.Role == config.RoleData
 		}

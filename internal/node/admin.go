@@ -40,6 +40,7 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("POST /v1/transfer", n.handleTransfer)
 	mux.HandleFunc("POST /v1/raft-snapshot", n.handleRaftSnapshot)
 	n.backupRoutes(mux)
+	n.joinRoutes(mux)
 	mux.Handle("GET /metrics", n.metrics.Handler())
 	return mux
 }
@@ -62,7 +63,7 @@ func (n *Node) writeErr(w http.ResponseWriter, err error) {
 	case errors.As(err, &nl):
 		code = http.StatusMisdirectedRequest
 		body.LeaderID = nl.LeaderID
-		for _, p := range n.cfg.Peers {
+		for _, p := range n.peers() {
 			if p.ID == nl.LeaderID {
 				body.LeaderAdmin = p.AdminAddr
 			}
@@ -267,7 +268,7 @@ func (n *Node) handleTransfer(w http.ResponseWriter, r *http.Request) {
 	to := r.URL.Query().Get("to")
 	addr := ""
 	if to != "" {
-		for _, p := range n.cfg.Peers {
+		for _, p := range n.peers() {
 			if p.ID == to {
 				addr = p.RaftAddr
 			}

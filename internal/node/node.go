@@ -54,6 +54,8 @@ type Node struct {
 	resDone   chan struct{}
 	seed      *cluster.SeedInfo // the state image this node was rebuilt from, if any
 	schedules *scheduler
+	members   memberList
+	seedMu    sync.Mutex
 }
 
 // identity is written into a data directory on first start.
@@ -99,6 +101,13 @@ func Start(cfg *config.Config, logger *slog.Logger) (*Node, error) {
 	}
 
 	n := &Node{cfg: cfg, log: logger.With("component", "node"), metrics: metrics.NewNode(), started: time.Now(), clientTLS: clientTLS, seed: seed}
+	n.initMembers()
+	// The admin port also answers machines that join with a token (no
+	// certificate yet); the raft port never does.
+	adminTLS := serverTLS.Clone()
+	if err := tlsutil.WithJoin(adminTLS, caPEM); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
 	n.raftLn, err = net.Listen("tcp", cfg.Node.RaftAddr)
 	if err != nil {
 		return nil, fmt.Errorf("node: listen on raft_addr %s: %w (is another keel running there?)", cfg.Node.RaftAddr, err)
@@ -109,7 +118,7 @@ func Start(cfg *config.Config, logger *slog.Logger) (*Node, error) {
 		return nil, fmt.Errorf("node: listen on admin_addr %s: %w (is another keel running there?)", cfg.Node.AdminAddr, err)
 	}
 	var peers []replication.Peer
-	for _, p := range cfg.Peers {
+	for _, p := range n.peers() {
 		peers = append(peers, replication.Peer{ID: p.ID, Addr: p.RaftAddr, Role: p.Role})
 	}
 	n.repl, err = replication.Open(replication.Config{
@@ -140,8 +149,8 @@ func Start(cfg *config.Config, logger *slog.Logger) (*Node, error) {
 			}
 		}}
 	n.admin = &http.Server{
-		Handler:           n.routes(),
-		TLSConfig:         serverTLS,
+		Handler:           requireCert(n.routes()),
+		TLSConfig:         adminTLS,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
 	}
@@ -164,6 +173,7 @@ func Start(cfg *config.Config, logger *slog.Logger) (*Node, error) {
 	go n.preferLoop(ctx)
 	n.schedules = newScheduler(n)
 	go n.schedules.loop(ctx, scheduleTick(cfg.Backups))
+	go n.membersLoop(ctx)
 	if cfg.Node.Role == config.RoleWitness {
 		every := cfg.Raft.SnapshotInterval.D()
 		if every <= 0 {

@@ -33,12 +33,12 @@ func (n *Node) preferLoop(ctx context.Context) {
 		return
 	}
 	var addr, raftAddr string
-	for _, p := range n.cfg.Peers {
+	for _, p := range n.peers() {
 		if p.ID == prefer {
 			addr, raftAddr = p.AdminAddr, p.RaftAddr
 		}
 	}
-	client, err := cluster.NewClient(cluster.FromNode(n.cfg))
+	client, err := cluster.NewClient(n.clientConfig())
 	if err != nil {
 		n.log.Error("prefer: cannot reach peers", "err", err)
 		return

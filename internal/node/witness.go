@@ -12,7 +12,7 @@ import (
 // node how far its own log reaches, and drops only the entries all of them
 // hold. A data node it has never heard from pins the whole log.
 func (n *Node) compactWitnessLoop(ctx context.Context, every time.Duration) {
-	client, err := cluster.NewClient(cluster.FromNode(n.cfg))
+	client, err := cluster.NewClient(n.clientConfig())
 	if err != nil {
 		n.log.Error("witness log compaction disabled", "err", err)
 		return
@@ -28,7 +28,7 @@ func (n *Node) compactWitnessLoop(ctx context.Context, every time.Duration) {
 		case <-t.C:
 		}
 		upTo := ^uint64(0)
-		for _, p := range n.cfg.Peers {
+		for _, p := range n.peers() {
 			if p.Role != config.RoleData {
 				continue
 			}
@@ -59,7 +59,7 @@ func (n *Node) compactWitnessLoop(ctx context.Context, every time.Duration) {
 // pickDataLeader finds the data node a witness should hand leadership to:
 // the reachable one with the highest applied index.
 func (n *Node) pickDataLeader() (id, addr string, ok bool) {
-	client, err := cluster.NewClient(cluster.FromNode(n.cfg))
+	client, err := cluster.NewClient(n.clientConfig())
 	if err != nil {
 		return "", "", false
 	}
@@ -70,7 +70,7 @@ func (n *Node) pickDataLeader() (id, addr string, ok bool) {
 	}
 	ch := make(chan *answer)
 	count := 0
-	for _, p := range n.cfg.Peers {
+	for _, p := range n.peers() {
 		if p.Role != config.RoleData {
 			continue
 		}

@@ -110,6 +110,8 @@ type Node struct {
 	vwait    []chan error
 	vrunning bool
 
+	addrs *peerAddrs
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -179,6 +181,8 @@ func Open(cfg Config) (*Node, error) {
 		fsm = n.data
 	}
 
+	n.addrs = &peerAddrs{}
+	n.addrs.set(cfg.Peers)
 	n.stream = newStreamLayer(cfg.Listener, cfg.ServerTLS, cfg.ClientTLS)
 	n.stream.onRecv = func(k int) { cfg.Metrics.RaftRecvBytes.Add(float64(k)) }
 	n.stream.onSent = func(peer string, k int) { cfg.Metrics.RaftSentBytes.WithLabelValues(peer).Add(float64(k)) }
@@ -187,7 +191,7 @@ func Open(cfg Config) (*Node, error) {
 		// them, not the one recorded in the raft configuration: each node
 		// may reach the others by its own route (NAT, a proxy, a test's
 		// fault injector).
-		ServerAddressProvider: peerAddrs(cfg.Peers),
+		ServerAddressProvider: n.addrs,
 		Stream:                n.stream,
 		MaxPool:               3,
 		Timeout:               10 * time.Second,
@@ -597,16 +601,4 @@ func (n *Node) closeStores() {
 	if n.walMeta != nil {
 		_ = n.walMeta.Close()
 	}
-}
-
-// peerAddrs resolves server ids to the addresses in this node's config.
-type peerAddrs []Peer
-
-func (p peerAddrs) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
-	for _, q := range p {
-		if q.ID == string(id) {
-			return raft.ServerAddress(q.Addr), nil
-		}
-	}
-	return "", fmt.Errorf("replication: no address for server %s in this node's peers", id)
 }

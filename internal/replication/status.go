@@ -54,7 +54,7 @@ func (n *Node) Status() Status {
 		st.SnapshotIndex = m.Index
 		st.SnapshotBytes = dirSize(n.snaps.stateDirOf(m.ID))
 	}
-	for _, p := range n.cfg.Peers {
+	for _, p := range n.addrs.get() {
 		if p.ID != n.cfg.ID {
 			st.SentBytes[p.ID] = n.stream.sentTo(p.Addr)
 		}
