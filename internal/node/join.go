@@ -183,7 +183,7 @@ func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	peers := append(slices.DeleteFunc(n.peers(), func(q config.Peer) bool { return q.ID == p.ID }), p)
-	n.setMembers(peers)
+	n.setMembers(n.ownRoutes(peers))
 	if err := n.repl.AddNonvoter(p.ID, p.RaftAddr); err != nil {
 		n.writeErr(w, err)
 		return

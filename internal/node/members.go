@@ -74,7 +74,21 @@ func (n *Node) initMembers() {
 			peers = saved
 		}
 	}
-	n.setMembers(peers)
+	n.setMembers(n.ownRoutes(peers))
+}
+
+// ownRoutes replaces, in a member list from the records, the entries of
+// the members this node's config names by its config's entries: each node
+// may reach the others by its own route (NAT, a proxy), as before joins.
+func (n *Node) ownRoutes(peers []config.Peer) []config.Peer {
+	for i, p := range peers {
+		for _, q := range n.cfg.Peers {
+			if q.ID == p.ID {
+				peers[i] = q
+			}
+		}
+	}
+	return peers
 }
 
 // setMembers replaces the member list (if it changed), tells raft the
@@ -160,7 +174,7 @@ func (n *Node) membersLoop(ctx context.Context) {
 			// written them all (before that, the config's peers are).
 			if done, _ := s.ClusterRecords(recMembersSeed); len(done) > 0 {
 				if recs, err := n.memberRecords(); err == nil && len(recs) > 0 {
-					n.setMembers(recs)
+					n.setMembers(n.ownRoutes(recs))
 				}
 			}
 		} else {
@@ -285,7 +299,7 @@ func (n *Node) refreshFromDataNodes(ctx context.Context) {
 		for i, m := range ms {
 			peers[i] = m.Peer
 		}
-		n.setMembers(peers)
+		n.setMembers(n.ownRoutes(peers))
 		return
 	}
 }
