@@ -51,7 +51,7 @@ func PushState(ctx context.Context, st Store, dir string, img StateImage, opts O
 }
 
 // FindState returns state image id, or with id "" the newest, of cluster
-// clusterID.
+// clusterID ("": of any cluster, for making a new cluster from it).
 func FindState(ctx context.Context, st Store, id, clusterID string) (*Manifest, error) {
 	m, err := Find(ctx, st, id, StateVolume)
 	if err != nil {
@@ -64,7 +64,7 @@ func FindState(ctx context.Context, st Store, id, clusterID string) (*Manifest, 
 	if m.Kind != KindState {
 		return nil, fmt.Errorf("backup: %s is a backup of volume %s, not a node's state image", m.ID, m.Volume)
 	}
-	if m.State.ClusterID != clusterID {
+	if clusterID != "" && m.State.ClusterID != clusterID {
 		return nil, fmt.Errorf("backup: state image %s belongs to cluster %s, this node to cluster %s: seed it from a backup of its own cluster",
 			m.ID, m.State.ClusterID, clusterID)
 	}

@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"keel/internal/backup"
 	"keel/internal/config"
 )
 
@@ -18,6 +20,7 @@ func newInitCmd(g *globals) *cobra.Command {
 		nfsPort        int
 		clusterID      string
 		jf             initJoinFlags
+		restoreFrom    string
 	)
 	cmd := &cobra.Command{
 		Use:   "init",
@@ -39,6 +42,13 @@ Supported shapes: 3 data nodes; 2 data nodes + 1 witness (--witness ID=HOST);
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			spec := config.InitSpec{Dir: g.dir, ClusterID: clusterID, CAOnDataNodes: !jf.keepCAOffline}
+			if restoreFrom != "" {
+				ref, err := resolveStateImage(cmd.Context(), restoreFrom)
+				if err != nil {
+					return err
+				}
+				spec.RestoreFrom = ref
+			}
 			add := func(list []string, role string) error {
 				for _, s := range list {
 					ns, err := parseNodeSpec(s, raftPort, adminPort, nfsPort)
@@ -75,6 +85,10 @@ Supported shapes: 3 data nodes; 2 data nodes + 1 witness (--witness ID=HOST);
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "Created cluster %s in %s\n\n", lay.ClusterID, lay.Dir)
+			if spec.RestoreFrom != "" {
+				fmt.Fprintf(w, "Its data nodes start from state image %s: every data node must be able to read that\n"+
+					"store (the same s3:// bucket, or the file:// directory on its own machine).\n\n", spec.RestoreFrom)
+			}
 			for _, id := range lay.NodeIDs {
 				fmt.Fprintf(w, "  node %-8s %s\n", id, lay.NodeConfigs[id])
 			}
@@ -92,6 +106,7 @@ Supported shapes: 3 data nodes; 2 data nodes + 1 witness (--witness ID=HOST);
 	cmd.Flags().IntVar(&nfsPort, "nfs-port", 2049, "NFSv3 + MOUNT port on every data node (0: no NFS service)")
 	cmd.Flags().StringVar(&clusterID, "cluster-id", "", "cluster id (default: random)")
 	jf.register(cmd)
+	cmd.Flags().StringVar(&restoreFrom, "restore-from", "", "make the cluster from the newest state image in this backup URL (or URL@ID): disaster recovery")
 	addJSON(cmd, g)
 	return cmd
 }
@@ -127,4 +142,20 @@ func parseNodeSpec(s string, raftPort, adminPort, nfsPort int) (config.NodeSpec,
 		return config.NodeSpec{}, bad
 	}
 	return ns, nil
+}
+
+// resolveStateImage turns a backup URL (or URL@ID) into the URL@ID of the
+// state image a restored cluster starts from: the newest in the store,
+// whatever cluster it was taken of. The store is read from this machine.
+func resolveStateImage(ctx context.Context, ref string) (string, error) {
+	raw, id := backup.ParseRef(ref)
+	st, err := backup.Open(raw)
+	if err != nil {
+		return "", fmt.Errorf("--restore-from: %w", err)
+	}
+	m, err := backup.FindState(ctx, st, id, "")
+	if err != nil {
+		return "", fmt.Errorf("--restore-from: %w (a volume alone comes back with `keel backup restore`)", err)
+	}
+	return raw + "@" + m.ID, nil
 }

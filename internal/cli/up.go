@@ -25,6 +25,7 @@ type upOptions struct {
 	listen     string
 	basePort   int
 	volumeSize string
+	restore    string
 }
 
 // upNode is one node process started by keel up.
@@ -63,14 +64,18 @@ Ctrl-C stops every node cleanly.
 	cmd.Flags().StringVar(&o.listen, "listen", "127.0.0.1:2049", "the stable NFS endpoint, following the active node (empty: none)")
 	cmd.Flags().IntVar(&o.basePort, "base-port", 7400, "raft ports are base+1…, admin ports base+101…, NFS ports base+201…")
 	cmd.Flags().StringVar(&o.volumeSize, "volume-size", "10GiB", "size of the volume \"data\" made on the first run")
+	cmd.Flags().StringVar(&o.restore, "restore-from", "", "first run only: make the cluster from the newest state image in this backup URL (or URL@ID)")
 	addJSON(cmd, g)
 	return cmd
 }
 
 func runUp(ctx context.Context, g *globals, o *upOptions, out io.Writer) error {
 	lay, err := config.LoadLayout(g.dir)
-	if errors.Is(err, config.ErrNoCluster) {
-		lay, err = createLocalCluster(g.dir, o)
+	switch {
+	case errors.Is(err, config.ErrNoCluster):
+		lay, err = createLocalCluster(ctx, g.dir, o)
+	case err == nil && o.restore != "":
+		return fmt.Errorf("--restore-from makes a new cluster, and %s already holds cluster %s: give an empty --dir", lay.Dir, lay.ClusterID)
 	}
 	if err != nil {
 		return err
@@ -140,7 +145,11 @@ func runUp(ctx context.Context, g *globals, o *upOptions, out io.Writer) error {
 		return err
 	}
 	defer client.Close()
-	leader, err := waitForLeader(ctx, client, nodes)
+	wait := time.Minute
+	if o.restore != "" {
+		wait = 30 * time.Minute // the data nodes fetch the state image first
+	}
+	leader, err := waitForLeader(ctx, client, nodes, wait)
 	if err != nil {
 		if ctx.Err() != nil {
 			fmt.Fprintln(out, "interrupted while starting; stopping every node")
@@ -224,7 +233,7 @@ func runUp(ctx context.Context, g *globals, o *upOptions, out io.Writer) error {
 	}
 }
 
-func createLocalCluster(dir string, o *upOptions) (*config.Layout, error) {
+func createLocalCluster(ctx context.Context, dir string, o *upOptions) (*config.Layout, error) {
 	if o.nodes != 1 && o.nodes != 3 {
 		return nil, fmt.Errorf("--nodes %d: a local cluster has 1 node or 3 nodes (add --witness to make the third a witness)", o.nodes)
 	}
@@ -232,6 +241,13 @@ func createLocalCluster(dir string, o *upOptions) (*config.Layout, error) {
 		return nil, fmt.Errorf("--witness needs --nodes 3 (2 data nodes + 1 witness)")
 	}
 	spec := config.InitSpec{Dir: dir}
+	if o.restore != "" {
+		ref, err := resolveStateImage(ctx, o.restore)
+		if err != nil {
+			return nil, err
+		}
+		spec.RestoreFrom = ref
+	}
 	for i := 1; i <= o.nodes; i++ {
 		role := config.RoleData
 		if o.witness && i == o.nodes {
@@ -243,8 +259,8 @@ func createLocalCluster(dir string, o *upOptions) (*config.Layout, error) {
 	return config.Generate(spec)
 }
 
-func waitForLeader(ctx context.Context, c *cluster.Client, nodes []*upNode) (string, error) {
-	deadline := time.Now().Add(60 * time.Second)
+func waitForLeader(ctx context.Context, c *cluster.Client, nodes []*upNode, wait time.Duration) (string, error) {
+	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) {
 		st := c.Status(ctx, time.Second)
 		if st.Leader != "" {

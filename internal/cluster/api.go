@@ -34,6 +34,7 @@ type NodeStatus struct {
 type SeedInfo struct {
 	From      string    `json:"from"`      // the backup URL (credentials removed)
 	BackupID  string    `json:"backup_id"` // the state image
+	Cluster   string    `json:"cluster"`   // the cluster the image was taken of
 	RaftIndex uint64    `json:"raft_index"`
 	Bytes     uint64    `json:"bytes"` // taken from the backup store
 	Seconds   float64   `json:"seconds"`

@@ -32,6 +32,11 @@ type Config struct {
 	// scripts): start when it becomes active, stop when it stops, monitor
 	// periodically while active.
 	Resources []Resource `yaml:"resources,omitempty"`
+	// RestoreFrom makes this a new cluster rebuilt from another cluster's
+	// state image (keel init --restore-from): URL or URL@ID. Each data node
+	// that starts with an empty data_dir seeds its state from that image,
+	// with this cluster's data nodes as the raft voters.
+	RestoreFrom string `yaml:"restore_from,omitempty"`
 	// Backups are run on a schedule by the active node.
 	Backups []BackupSchedule `yaml:"backups,omitempty"`
 

@@ -55,6 +55,11 @@ type InitSpec struct {
 	// (tls.ca_key) so that the leader can sign the certificates of machines
 	// that join with a token. Witnesses and clients never get it.
 	CAOnDataNodes bool
+	// RestoreFrom (URL@ID of a state image) makes a cluster rebuilt from
+	// another cluster's backup: written as restore_from into every
+	// node.yaml, and no node bootstraps (the data nodes' seeded snapshot
+	// holds the configuration).
+	RestoreFrom string
 }
 
 // NodeSpec describes one member for Generate.
@@ -161,7 +166,8 @@ func buildConfigs(spec InitSpec) ([]*Config, *Client, error) {
 		c.ClusterID = spec.ClusterID
 		c.Node = NodeConfig{ID: p.ID, Role: p.Role, DataDir: NodeDataDir, RaftAddr: p.RaftAddr, AdminAddr: p.AdminAddr, NFSAddr: p.NFSAddr}
 		c.Peers = peers
-		c.Bootstrap = true
+		c.Bootstrap = spec.RestoreFrom == ""
+		c.RestoreFrom = spec.RestoreFrom
 		c.TLS = tls
 		if err := c.Validate(); err != nil {
 			return nil, nil, fmt.Errorf("config: generate: node %d (%q) would have an invalid node.yaml:\n%w", i+1, p.ID, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -454,6 +455,12 @@ func (v *collector) backups(c *Config) {
 		}
 		v.backupURL("node.seed_from", c.Node.SeedFrom)
 	}
+	if c.RestoreFrom != "" {
+		if c.Node.SeedFrom != "" {
+			v.add("restore_from", c.RestoreFrom, "is set together with node.seed_from", "keep restore_from for a cluster made from a backup, seed_from to rebuild a node of this cluster")
+		}
+		v.backupURL("restore_from", refURL(c.RestoreFrom))
+	}
 	seen := map[string]bool{}
 	for i, b := range c.Backups {
 		f := fmt.Sprintf("backups[%d].", i)
@@ -489,3 +496,8 @@ func (v *collector) backupURL(field, raw string) {
 		v.add(field, raw, "names no bucket", "write s3://bucket/prefix")
 	}
 }
+
+var backupIDSuffix = regexp.MustCompile(`@[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6,32}$`)
+
+// refURL returns the URL of a URL@ID backup reference.
+func refURL(ref string) string { return backupIDSuffix.ReplaceAllString(ref, "") }

@@ -81,7 +81,7 @@ func Start(cfg *config.Config, logger *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	seed := loadSeed(dataDir)
-	if cfg.Node.SeedFrom != "" && fresh {
+	if (cfg.Node.SeedFrom != "" || cfg.RestoreFrom != "") && fresh && cfg.Node.Role == config.RoleData {
 		var err error
 		if seed, err = seedState(context.Background(), cfg, dataDir, logger.With("component", "seed")); err != nil {
 			return nil, err

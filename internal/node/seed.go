@@ -39,37 +39,48 @@ func hasState(dataDir string) bool {
 }
 
 // seedState fetches the newest state image of the cluster from
-// cfg.Node.SeedFrom into dataDir.
+// cfg.Node.SeedFrom into dataDir (a node rebuilt in its cluster), or, for
+// a new cluster made from another's backup, the image cfg.RestoreFrom
+// names, with this cluster's data nodes as the raft voters.
 func seedState(ctx context.Context, cfg *config.Config, dataDir string, log *slog.Logger) (*cluster.SeedInfo, error) {
-	from := redact(cfg.Node.SeedFrom)
-	st, err := backup.Open(cfg.Node.SeedFrom)
-	if err != nil {
-		return nil, fmt.Errorf("node: seed_from: %w", err)
+	raw, field, clusterID, id := cfg.Node.SeedFrom, "seed_from", cfg.ClusterID, ""
+	var voters []replication.Peer
+	if cfg.RestoreFrom != "" {
+		raw, field, clusterID = cfg.RestoreFrom, "restore_from", ""
+		raw, id = backup.ParseRef(raw)
+		for _, p := range cfg.Peers {
+			voters = append(voters, replication.Peer{ID: p.ID, Addr: p.RaftAddr, Role: p.Role})
+		}
 	}
-	m, err := backup.FindState(ctx, st, "", cfg.ClusterID)
+	from := redact(raw)
+	st, err := backup.Open(raw)
 	if err != nil {
-		return nil, fmt.Errorf("node: seed_from %s: %w", from, err)
+		return nil, fmt.Errorf("node: %s: %w", field, err)
 	}
-	if !imageHasMember(m.State.Meta, cfg.Node.ID) {
+	m, err := backup.FindState(ctx, st, id, clusterID)
+	if err != nil {
+		return nil, fmt.Errorf("node: %s %s: %w", field, from, err)
+	}
+	if voters == nil && !imageHasMember(m.State.Meta, cfg.Node.ID) {
 		log.Warn("the state image's cluster configuration does not list this node; it will wait until it is added",
 			"image", m.ID, "node", cfg.Node.ID)
 	}
-	log.Info("seeding state from a backup", "from", from, "image", m.ID, "raft_index", m.State.RaftIndex,
-		"bytes", m.Totals.DataBytes)
+	log.Info("seeding state from a backup", "from", from, "image", m.ID, "image_cluster", m.State.ClusterID,
+		"raft_index", m.State.RaftIndex, "bytes", m.Totals.DataBytes)
 	start := time.Now()
 	opts := backup.Options{ProgressEvery: 5 * time.Second, Progress: func(p backup.Progress) {
 		log.Info("seeding", "bytes", p.Bytes, "of", p.Total, "files", p.Files, "rate_bytes_per_s", int64(p.Rate()))
 	}}
-	err = replication.SeedSnapshot(dataDir, m.State.Meta, func(dir string) error {
+	err = replication.SeedSnapshot(dataDir, m.State.Meta, voters, func(dir string) error {
 		return backup.FetchState(ctx, st, m, dir, opts)
 	})
 	if err != nil {
 		_ = os.RemoveAll(filepath.Join(dataDir, "raft"))
 		return nil, fmt.Errorf("node: seed from state image %s in %s failed, nothing was started (fix it and start again, "+
-			"or remove seed_from to catch up from the leader alone): %w", m.ID, from, err)
+			"or remove %s): %w", m.ID, from, field, err)
 	}
 	info := &cluster.SeedInfo{From: from, BackupID: m.ID, RaftIndex: m.State.RaftIndex, Bytes: m.Totals.DataBytes,
-		Seconds: time.Since(start).Seconds(), At: time.Now().UTC()}
+		Seconds: time.Since(start).Seconds(), At: time.Now().UTC(), Cluster: m.State.ClusterID}
 	b, _ := json.MarshalIndent(info, "", "  ")
 	if err := tlsutil.WriteFile0600(filepath.Join(dataDir, seedFile), b); err != nil {
 		return nil, fmt.Errorf("node: %w", err)

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 
 	"github.com/hashicorp/raft"
+	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 )
 
 // PinnedSnapshot is a copy (hard links) of the newest raft snapshot's
@@ -76,7 +78,14 @@ func (s *snapStore) pin() (*PinnedSnapshot, error) {
 // Open then starts from it: the state is restored from the checkpoint and
 // raft asks the leader only for the entries after meta's index. Only for a
 // data directory without raft state.
-func SeedSnapshot(dataDir string, meta json.RawMessage, fill func(stateDir string) error) error {
+//
+// With voters nil the snapshot keeps the raft configuration it recorded
+// (a node rebuilt in its own cluster). Otherwise the configuration becomes
+// voters: a new cluster made from another's state image, every data node
+// seeded from the same image with the same voters. Either way the node's
+// current term starts at the snapshot's, so that no entry it later takes
+// can carry a lower term than the ones the snapshot holds.
+func SeedSnapshot(dataDir string, meta json.RawMessage, voters []Peer, fill func(stateDir string) error) error {
 	var m snapMeta
 	if err := json.Unmarshal(meta, &m); err != nil || m.ID == "" || m.Index == 0 {
 		return fmt.Errorf("replication: seed: bad snapshot metadata (%v)", err)
@@ -84,12 +93,23 @@ func SeedSnapshot(dataDir string, meta json.RawMessage, fill func(stateDir strin
 	if m.Kind != kindData {
 		return errWitnessSnapshot
 	}
+	if voters != nil {
+		var servers []raft.Server
+		for _, p := range voters {
+			servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Addr)})
+		}
+		m.Configuration, m.ConfigurationIndex = raft.Configuration{Servers: servers}, m.Index
+	}
+
 	dir := filepath.Join(dataDir, "raft", "snapshots")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("replication: seed: %w", err)
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) > 0 {
 		return fmt.Errorf("replication: seed: %s already holds snapshots", dir)
+	}
+	if err := setCurrentTerm(filepath.Join(dataDir, "raft"), m.Term); err != nil {
+		return err
 	}
 	tmp := filepath.Join(dir, m.ID+".tmp")
 	if err := os.Mkdir(tmp, 0o700); err != nil {
@@ -115,5 +135,27 @@ func SeedSnapshot(dataDir string, meta json.RawMessage, fill func(stateDir strin
 		return fmt.Errorf("replication: seed: %w", err)
 	}
 	syncDir(dir)
+	return nil
+}
+
+// setCurrentTerm writes raft's current term into a new node's stable store
+// (raft-wal's meta database), as Open will find it.
+func setCurrentTerm(raftDir string, term uint64) error {
+	if err := os.MkdirAll(filepath.Join(raftDir, "wal"), 0o700); err != nil {
+		return fmt.Errorf("replication: seed: %w", err)
+	}
+	meta := &metadb.BoltMetaDB{}
+	w, err := wal.Open(filepath.Join(raftDir, "wal"), wal.WithMetaStore(meta))
+	if err != nil {
+		return fmt.Errorf("replication: seed: open raft log: %w", err)
+	}
+	defer meta.Close()
+	defer w.Close()
+	if last, err := w.LastIndex(); err != nil || last != 0 {
+		return fmt.Errorf("replication: seed: the raft log already holds entries (last index %d, %v)", last, err)
+	}
+	if err := w.SetUint64([]byte("CurrentTerm"), term); err != nil {
+		return fmt.Errorf("replication: seed: set the current term: %w", err)
+	}
 	return nil
 }

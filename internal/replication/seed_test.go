@@ -88,13 +88,13 @@ func TestNodeSeededFromStateImageCatchesUpFromLog(t *testing.T) {
 	}
 	createFile(t, c, vol, "after-image")
 
-	if err := SeedSnapshot(c.dirs[lost], meta, func(dir string) error {
+	if err := SeedSnapshot(c.dirs[lost], meta, nil, func(dir string) error {
 		copyTree(t, image, dir)
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := SeedSnapshot(c.dirs[lost], meta, func(string) error { return nil }); err == nil {
+	if err := SeedSnapshot(c.dirs[lost], meta, nil, func(string) error { return nil }); err == nil {
 		t.Fatal("a second seed of the same data directory was accepted")
 	}
 	n := c.start(lost)

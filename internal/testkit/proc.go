@@ -109,7 +109,7 @@ func (p *Proc) Stop(timeout time.Duration) error {
 // InitCluster runs `bin init` in dir for data nodes n1…nData and, if
 // witness, a witness w1, on free loopback ports, and returns the layout
 // `keel init --json` reports.
-func InitCluster(t testing.TB, bin, dir string, data int, witness bool) (*config.Layout, error) {
+func InitCluster(t testing.TB, bin, dir string, data int, witness bool, extra ...string) (*config.Layout, error) {
 	t.Helper()
 	// Data nodes: raft, admin and NFS ports; the witness: raft and admin.
 	ports := FreePorts(t, 3*data+2)
@@ -120,6 +120,7 @@ func InitCluster(t testing.TB, bin, dir string, data int, witness bool) (*config
 	if witness {
 		args = append(args, "--witness", fmt.Sprintf("w1=127.0.0.1:%d:%d", ports[3*data], ports[3*data+1]))
 	}
+	args = append(args, extra...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out, errb bytes.Buffer

@@ -71,6 +71,8 @@ type Shape struct {
 	Witness bool // add a witness named w1
 	Fast    bool // lower raft timings: heartbeat and election 500ms, lease 250ms
 	Steady  bool // raise raft timings (2s, lease 1s): only a real disturbance moves leadership
+
+	InitArgs []string // more arguments for keel init
 }
 
 // Cluster is a cluster made by `keel init` in a temporary directory.
@@ -119,7 +121,7 @@ func initCluster(t *testing.T, s Shape) *Cluster {
 	t.Helper()
 	requireBinary(t)
 	dir := filepath.Join(t.TempDir(), "cluster")
-	lay, err := testkit.InitCluster(t, keelBin, dir, s.Data, s.Witness)
+	lay, err := testkit.InitCluster(t, keelBin, dir, s.Data, s.Witness, s.InitArgs...)
 	if err != nil {
 		t.Fatal(err)
 	}

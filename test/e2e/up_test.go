@@ -151,14 +151,15 @@ type upProc struct {
 	err  error
 }
 
-func startUp(t *testing.T, dir string, base int, listen, logPath string) *upProc {
+func startUp(t *testing.T, dir string, base int, listen, logPath string, extra ...string) *upProc {
 	t.Helper()
 	f, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	cmd := exec.Command(keelBin, "up", "--dir", dir, "--base-port", strconv.Itoa(base), "--listen", listen, "--volume-size", "1GiB")
+	cmd := exec.Command(keelBin, append([]string{"up", "--dir", dir, "--base-port", strconv.Itoa(base), "--listen", listen,
+		"--volume-size", "1GiB"}, extra...)...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
