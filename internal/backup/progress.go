@@ -37,12 +37,15 @@ func (o Options) workers() int {
 
 // Progress is a report on a running operation.
 type Progress struct {
-	Op       string        // push | restore | verify
-	Bytes    uint64        // push: file data scanned; restore: written; verify: read back
-	Total    uint64        // the Bytes expected in all, when known (0: unknown)
-	Uploaded uint64        // push: bytes of new chunks stored
-	Files    int64         // files (inodes) done
-	Elapsed  time.Duration // since the operation started
+	Op       string // push | restore | verify
+	Bytes    uint64 // push: file data scanned; restore: written; verify: read back
+	Total    uint64 // the Bytes expected in all, when known (0: unknown); push: the volume's stored data
+	Uploaded uint64 // push: bytes of new chunks stored
+	// Unchanged (push) is the data of files unchanged since the previous
+	// backup, not read again: with Bytes, the part of Total done.
+	Unchanged uint64
+	Files     int64         // files (inodes) done
+	Elapsed   time.Duration // since the operation started
 }
 
 // Rate returns Bytes per second so far.
@@ -68,7 +71,7 @@ func newCounters(op string) *counters { return &counters{op: op, start: time.Now
 
 func (c *counters) snapshot() Progress {
 	return Progress{Op: c.op, Bytes: c.bytes.Load(), Total: c.total.Load(), Uploaded: c.uploaded.Load(),
-		Files: c.files.Load(), Elapsed: time.Since(c.start)}
+		Unchanged: c.skipped.Load(), Files: c.files.Load(), Elapsed: time.Since(c.start)}
 }
 
 // report calls o.Progress every interval until the returned stop is

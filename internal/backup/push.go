@@ -127,6 +127,7 @@ func Push(ctx context.Context, st Store, src Source, opts Options) (*PushResult,
 	if src.State != nil {
 		p.m.Kind, p.m.State = KindState, src.State
 	}
+	cnt.total.Store(src.Volume.Used)
 	stop := cnt.report(opts)
 	g := newGroup(ctx)
 	jobs := make(chan upload, 4*opts.workers())

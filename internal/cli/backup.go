@@ -3,7 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"io"
 	"text/tabwriter"
 	"time"
 
@@ -44,29 +43,6 @@ Every object is checked against its SHA-256 whenever it is read.
 	}
 	cmd.AddCommand(newBackupPushCmd(g), newBackupListCmd(g), newBackupVerifyCmd(g), newBackupRestoreCmd(g), newBackupPruneCmd(g))
 	return cmd
-}
-
-// progressPrinter prints progress lines to w.
-func progressPrinter(w io.Writer, quiet bool) func(cluster.BackupProgress) {
-	if quiet {
-		return nil
-	}
-	return func(p cluster.BackupProgress) {
-		rate := formatSize(uint64(p.Rate)) + "/s"
-		of := ""
-		if p.Total > 0 {
-			of = " of " + formatSize(p.Total)
-		}
-		switch p.Op {
-		case "push":
-			fmt.Fprintf(w, "push: scanned %s (%s), uploaded %s, %d files, %s\n", formatSize(p.Bytes), rate,
-				formatSize(p.Uploaded), p.Files, seconds(p.Elapsed))
-		case "restore":
-			fmt.Fprintf(w, "restore: wrote %s%s (%s), %d files, %s\n", formatSize(p.Bytes), of, rate, p.Files, seconds(p.Elapsed))
-		default:
-			fmt.Fprintf(w, "%s: %s%s (%s), %s\n", p.Op, formatSize(p.Bytes), of, rate, seconds(p.Elapsed))
-		}
-	}
 }
 
 func seconds(s float64) string {
@@ -111,7 +87,7 @@ its config) and then takes from the leader only the changes made after it.
 			}
 			return g.withClient(func(c *cluster.Client) error {
 				req := cluster.BackupPushRequest{To: to, Full: full}
-				progress := progressPrinter(cmd.ErrOrStderr(), quiet)
+				progress, endProgress := progressPrinter(cmd.ErrOrStderr(), quiet)
 				var res cluster.BackupPushResult
 				var err error
 				if state {
@@ -119,6 +95,7 @@ its config) and then takes from the leader only the changes made after it.
 				} else {
 					res, err = c.BackupPushWith(cmd.Context(), what, req, progress)
 				}
+				endProgress()
 				if err != nil {
 					return fmt.Errorf("backup push %s: %w", what, err)
 				}
@@ -200,7 +177,9 @@ corrupt object.
 		RunE: func(cmd *cobra.Command, args []string) error {
 			u, id := backup.ParseRef(args[0])
 			return g.withClient(func(c *cluster.Client) error {
-				res, err := c.BackupVerify(cmd.Context(), u, id, progressPrinter(cmd.ErrOrStderr(), quiet))
+				progress, endProgress := progressPrinter(cmd.ErrOrStderr(), quiet)
+				res, err := c.BackupVerify(cmd.Context(), u, id, progress)
+				endProgress()
 				if g.json && res.Backups != nil {
 					if perr := printJSON(cmd.OutOrStdout(), res); perr != nil {
 						return perr
@@ -254,7 +233,9 @@ aborts the restore, names the object and deletes the partial volume.
 				}
 			}
 			return g.withClient(func(c *cluster.Client) error {
-				res, err := c.BackupRestore(cmd.Context(), req, progressPrinter(cmd.ErrOrStderr(), quiet))
+				progress, endProgress := progressPrinter(cmd.ErrOrStderr(), quiet)
+				res, err := c.BackupRestore(cmd.Context(), req, progress)
+				endProgress()
 				if err != nil {
 					return fmt.Errorf("backup restore %s: %w", args[0], err)
 				}

@@ -157,13 +157,14 @@ type BackupPushRequest struct {
 
 // BackupProgress is a progress line of a running backup operation.
 type BackupProgress struct {
-	Op       string  `json:"op"`                       // push | restore | verify
-	Bytes    uint64  `json:"bytes"`                    // scanned (push), written (restore), read back (verify)
-	Total    uint64  `json:"total_bytes,omitempty"`    // the bytes expected, when known
-	Uploaded uint64  `json:"uploaded_bytes,omitempty"` // push: new chunk bytes stored
-	Files    int64   `json:"files"`
-	Elapsed  float64 `json:"elapsed_seconds"`
-	Rate     float64 `json:"bytes_per_second"`
+	Op        string  `json:"op"`                        // push | restore | verify
+	Bytes     uint64  `json:"bytes"`                     // scanned (push), written (restore), read back (verify)
+	Total     uint64  `json:"total_bytes,omitempty"`     // the bytes expected, when known
+	Uploaded  uint64  `json:"uploaded_bytes,omitempty"`  // push: new chunk bytes stored
+	Unchanged uint64  `json:"unchanged_bytes,omitempty"` // push: data of unchanged files, not read again
+	Files     int64   `json:"files"`
+	Elapsed   float64 `json:"elapsed_seconds"`
+	Rate      float64 `json:"bytes_per_second"`
 }
 
 // BackupEvent is one line of the NDJSON stream that backup push, verify,

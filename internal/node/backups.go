@@ -99,7 +99,7 @@ func (s *eventStream) send(ev cluster.BackupEvent) {
 
 func (s *eventStream) progress(p backup.Progress) {
 	s.send(cluster.BackupEvent{Progress: &cluster.BackupProgress{Op: p.Op, Bytes: p.Bytes, Total: p.Total,
-		Uploaded: p.Uploaded, Files: p.Files, Elapsed: p.Elapsed.Seconds(), Rate: p.Rate()}})
+		Uploaded: p.Uploaded, Unchanged: p.Unchanged, Files: p.Files, Elapsed: p.Elapsed.Seconds(), Rate: p.Rate()}})
 }
 
 // finish sends the last line: result (nil if none) and err (if any).

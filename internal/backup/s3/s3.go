@@ -38,7 +38,10 @@
 // (BadDigest). SDK checksums (x-amz-checksum-*) are sent only when
 // AWS_REQUEST_CHECKSUM_CALCULATION=when_supported asks for them, because
 // some S3 API servers refuse them. Over that, the backup format hashes every
-// chunk and manifest with SHA-256 and checks them on every read.
+// chunk and manifest with SHA-256 and checks them on every read, so the
+// SDK's own check of a GET's x-amz-checksum is left off (unless
+// AWS_RESPONSE_CHECKSUM_VALIDATION=when_supported): an altered object is
+// reported by the backup layer as corrupt, naming it, like any store's.
 package s3
 
 import (
@@ -49,6 +52,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"regexp"
 	"sort"
 	"strconv"
@@ -173,8 +177,12 @@ func Open(u *url.URL) (*Store, error) {
 	if cfg.Region == "" {
 		cfg.Region = DefaultRegion
 	}
-	if cfg.RequestChecksumCalculation == 0 { // not set by AWS_REQUEST_CHECKSUM_CALCULATION or the profile
+	// The SDK's checksums only when the environment asks (see Integrity).
+	if _, set := os.LookupEnv("AWS_REQUEST_CHECKSUM_CALCULATION"); !set {
 		cfg.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+	}
+	if _, set := os.LookupEnv("AWS_RESPONSE_CHECKSUM_VALIDATION"); !set {
+		cfg.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	}
 	st := &Store{bucket: s.bucket, prefix: s.prefix, region: cfg.Region, profile: s.profile}
 	st.client = awss3.NewFromConfig(cfg, func(o *awss3.Options) {
