@@ -173,6 +173,7 @@ func Start(cfg *config.Config, logger *slog.Logger) (*Node, error) {
 	go n.preferLoop(ctx)
 	n.schedules = newScheduler(n)
 	go n.schedules.loop(ctx, scheduleTick(cfg.Backups))
+	go n.retainLoop(ctx)
 	go n.membersLoop(ctx)
 	if cfg.Node.Role == config.RoleWitness {
 		every := cfg.Raft.SnapshotInterval.D()

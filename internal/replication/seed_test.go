@@ -112,3 +112,43 @@ func TestNodeSeededFromStateImageCatchesUpFromLog(t *testing.T) {
 	}
 	t.Logf("seeded node received %.0f bytes from the leader (state before the image: %d bytes of file data)", got, 20*len(big))
 }
+
+// RetainLogFrom keeps the entries from a state image's index through log
+// compactions that would otherwise drop them.
+func TestRetainLogFromKeepsEntriesThroughCompaction(t *testing.T) {
+	c := newTestCluster(t, RoleData)
+	c.tweaks = func(cfg *Config) { cfg.TrailingLogs = 5; cfg.SnapshotThreshold = 1 << 40; cfg.walSegmentSize = 4096 }
+	c.startAll()
+	vol := c.apply(&fsstate.Command{Op: fsstate.OpCreateVolume, VolName: "v", SizeLimit: 1 << 30}).Volume.ID
+	n := c.leader()
+	keepFrom := n.raft.LastIndex()
+	for i := range 60 {
+		createFile(t, c, vol, fmt.Sprintf("f%d", i))
+	}
+	trailing, err := n.RetainLogFrom(keepFrom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := n.raft.LastIndex() - keepFrom + 5; trailing != want {
+		t.Fatalf("trailing %d, want %d", trailing, want)
+	}
+	if err := n.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	if first, _ := n.wal.FirstIndex(); first > keepFrom {
+		t.Fatalf("the log was compacted past the retained index: first %d > %d", first, keepFrom)
+	}
+	// Without the retention, the same compaction drops them.
+	if _, err := n.RetainLogFrom(0); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 60 {
+		createFile(t, c, vol, fmt.Sprintf("g%d", i))
+	}
+	if err := n.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	if first, _ := n.wal.FirstIndex(); first <= keepFrom {
+		t.Fatalf("without retention the log still starts at %d (≤ %d)", first, keepFrom)
+	}
+}

@@ -71,6 +71,13 @@ func TestScheduledBackups(t *testing.T) {
 		v, s := count()
 		return v >= 1 && s == 1, fmt.Sprintf("%d volume backups, %d state images; data: %+v", v, s, schedule(leader, "data"))
 	})
+	// Every data node keeps its raft log from the newest state image on, for
+	// a node that would be rebuilt from it.
+	for _, m := range c.DataMembers() {
+		waitFor(t, 20*time.Second, m.ID+" to keep its log from the newest state image", func() (bool, string) {
+			return strings.Contains(tailFile(m.Log, 400), "keeping the raft log from the newest state image"), "not in its log"
+		})
+	}
 	// Nothing changes: the runs are skipped, no backup is added.
 	first, _ := count()
 	waitFor(t, 20*time.Second, "a skipped run", func() (bool, string) {
