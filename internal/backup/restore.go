@@ -243,22 +243,13 @@ func (r *restorer) writeData(ctx context.Context, n Inode, ino uint64, order <-c
 		return nil
 	}
 	for _, c := range n.Chunks {
-		var f fetched
-		select {
-		case out, ok := <-order:
-			if !ok {
-				return fmt.Errorf("chunk fetcher ended early: %w", ctx.Err())
-			}
-			f = <-out
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if f.err != nil {
-			return fmt.Errorf("data of %s at offset %d: %w", n.Paths[0], c.Off, f.err)
+		data, err := nextChunk(ctx, order, n, c)
+		if err != nil {
+			return err
 		}
 		// Zeros at a chunk's end stay holes, so that the restored file
 		// takes no more space than the original did.
-		data := bytes.TrimRight(f.data, "\x00")
+		data = bytes.TrimRight(data, "\x00")
 		if len(buf) > 0 && (at+uint64(len(buf)) != c.Off || len(buf)+len(data) > writeBatch) {
 			if err := flush(); err != nil {
 				return err

@@ -167,23 +167,14 @@ func writeLocalFile(ctx context.Context, path string, n Inode, order <-chan chan
 	}
 	defer f.Close()
 	for _, c := range n.Chunks {
-		var got fetched
-		select {
-		case out, ok := <-order:
-			if !ok {
-				return fmt.Errorf("chunk fetcher ended early: %w", ctx.Err())
-			}
-			got = <-out
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if got.err != nil {
-			return fmt.Errorf("data of %s at offset %d: %w", n.Paths[0], c.Off, got.err)
-		}
-		if _, err := f.WriteAt(got.data, int64(c.Off)); err != nil {
+		data, err := nextChunk(ctx, order, n, c)
+		if err != nil {
 			return err
 		}
-		cnt.bytes.Add(uint64(len(got.data)))
+		if _, err := f.WriteAt(data, int64(c.Off)); err != nil {
+			return err
+		}
+		cnt.bytes.Add(uint64(len(data)))
 	}
 	if err := f.Truncate(int64(n.Size)); err != nil {
 		return err

@@ -86,6 +86,25 @@ func fetchOrdered(ctx context.Context, st Store, workers int, each func(yield fu
 	return order
 }
 
+// nextChunk takes the next chunk fetchOrdered delivers, which must be c of
+// file n, and returns its checked data.
+func nextChunk(ctx context.Context, order <-chan chan fetched, n Inode, c Chunk) ([]byte, error) {
+	var f fetched
+	select {
+	case out, ok := <-order:
+		if !ok {
+			return nil, fmt.Errorf("chunk fetcher ended early: %w", ctx.Err())
+		}
+		f = <-out
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if f.err != nil {
+		return nil, fmt.Errorf("data of %s at offset %d: %w", n.Paths[0], c.Off, f.err)
+	}
+	return f.data, nil
+}
+
 // VerifyResult reports a verification.
 type VerifyResult struct {
 	Backups  []string // volume/id of each backup checked
