@@ -212,6 +212,7 @@ type PruneResult struct {
 	Deleted       []string // volume/id
 	ChunksDeleted int64
 	BytesFreed    uint64
+	StaleRemoved  int // leftovers of dead uploads removed (Sweeper)
 	DryRun        bool
 }
 
@@ -307,6 +308,11 @@ func Prune(ctx context.Context, st Store, o PruneOptions) (*PruneResult, error) 
 		if ok {
 			res.ChunksDeleted++
 			res.BytesFreed += uint64(size)
+		}
+	}
+	if sw, ok := st.(Sweeper); ok && !o.DryRun {
+		if res.StaleRemoved, err = sw.SweepStale(ctx, lockMaxAge); err != nil {
+			return res, fmt.Errorf("backup: remove what dead uploads left: %w", err)
 		}
 	}
 	return res, nil

@@ -39,6 +39,13 @@ type Syncer interface {
 	Sync(ctx context.Context) error
 }
 
+// Sweeper is implemented by stores that can hold the leftovers of uploads
+// that died midway (a file store's temporary files). Prune calls it to
+// remove those older than a day: no upload still running is that old.
+type Sweeper interface {
+	SweepStale(ctx context.Context, olderThan time.Duration) (removed int, err error)
+}
+
 func syncStore(ctx context.Context, st Store) error {
 	if s, ok := st.(Syncer); ok {
 		if err := s.Sync(ctx); err != nil {

@@ -39,6 +39,7 @@ type nodeProc struct {
 	nodeDir string
 	dataDir string
 	log     string
+	env     []string // added to the environment
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when the process has exited
 	err     error         // its exit status, once done is closed
@@ -49,13 +50,18 @@ type nodeProc struct {
 // ports, starts a `exe serve` process per node and waits until every node
 // answers and one leads. On failure it stops whatever it started.
 func startCluster(ctx context.Context, exe, dir string, n int) (*localCluster, error) {
+	return startClusterEnv(ctx, exe, dir, n, nil)
+}
+
+// startClusterEnv is startCluster with env added to the nodes' environment.
+func startClusterEnv(ctx context.Context, exe, dir string, n int, env []string) (*localCluster, error) {
 	lay, err := generate(dir, n)
 	if err != nil {
 		return nil, err
 	}
 	c := &localCluster{dir: dir}
 	for _, id := range lay.NodeIDs {
-		p, err := startNode(exe, id, lay.NodeConfigs[id], lay.NodeDir(id))
+		p, err := startNode(exe, id, lay.NodeConfigs[id], lay.NodeDir(id), env)
 		if err != nil {
 			c.stop()
 			return nil, err
@@ -105,9 +111,9 @@ func freePorts(k int) ([]int, error) {
 // startNode starts `exe serve` for one node, logging (warnings and errors
 // only, so that logging adds little to the node's disk writes) to
 // nodeDir/keel.log.
-func startNode(exe, id, cfgPath, nodeDir string) (*nodeProc, error) {
+func startNode(exe, id, cfgPath, nodeDir string, env []string) (*nodeProc, error) {
 	p := &nodeProc{id: id, exe: exe, cfgPath: cfgPath, nodeDir: nodeDir, dataDir: filepath.Join(nodeDir, config.NodeDataDir),
-		log: filepath.Join(nodeDir, "keel.log"), done: make(chan struct{})}
+		log: filepath.Join(nodeDir, "keel.log"), env: env, done: make(chan struct{})}
 	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
@@ -115,6 +121,9 @@ func startNode(exe, id, cfgPath, nodeDir string) (*nodeProc, error) {
 	defer logf.Close()
 	p.cmd = exec.Command(exe, "serve", "--config", cfgPath, "--log-level", "warn")
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	if len(env) > 0 {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	// Own process group, so a terminal's Ctrl-C reaches only the bench, which
 	// then stops the nodes; if the bench dies, they get SIGTERM.
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
@@ -235,7 +244,7 @@ func (c *localCluster) restart(id string) error {
 		if !p.exited() {
 			return fmt.Errorf("bench: node %s still runs (pid %d)", id, p.pid())
 		}
-		np, err := startNode(p.exe, p.id, p.cfgPath, p.nodeDir)
+		np, err := startNode(p.exe, p.id, p.cfgPath, p.nodeDir, p.env)
 		if err != nil {
 			return err
 		}

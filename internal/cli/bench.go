@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"keel/internal/backup/s3/s3test"
 	"keel/internal/bench"
 )
 
@@ -15,7 +16,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 		Use:   "bench",
 		Short: "Measure keel on this machine",
 	}
-	cmd.AddCommand(newBenchStoreCmd(g), newBenchFailoverCmd(g), newBenchNFSCmd(g))
+	cmd.AddCommand(newBenchStoreCmd(g), newBenchFailoverCmd(g), newBenchNFSCmd(g), newBenchBackupCmd(g))
 	return cmd
 }
 
@@ -122,6 +123,47 @@ used, and compares with keel's targets. Needs nfs-cp (apt-get install libnfs-uti
 	cmd.Flags().StringVar(&o.Dir, "dir", os.TempDir(), "directory to serve from (on the disk to test)")
 	cmd.Flags().StringVar(&size, "size", "256MiB", "size of the file copied in and out with nfs-cp")
 	cmd.Flags().IntVar(&o.Files, "files", o.Files, "files created, inspected and removed by the metadata loop")
+	addJSON(cmd, g)
+	return cmd
+}
+
+func newBenchBackupCmd(g *globals) *cobra.Command {
+	o := bench.DefaultBackupOptions()
+	var size, small string
+	var change float64
+	cmd := &cobra.Command{
+		Use:   "backup [--size 1GiB] [--dir TMP]",
+		Short: "Measure backup push, restore and incremental push to file:// and to a local S3 server, and snapshot creation",
+		Long: `backup starts versitygw (a real S3 API server, posix backend) and one data node (a real
+` + "`keel serve`" + ` process) in a temporary directory under --dir (removed afterwards), writes --size
+of random data into a volume and measures, side by side for a file:// store and the S3
+server: a full push and a restore into a new volume (MB/s), and after rewriting --change
+of the data in 64 KiB pieces, an incremental push (bytes uploaded and time); then the
+creation time of snapshots of that volume and of a --small-size one. Needs versitygw
+(` + s3test.Install + `) and about 8 × --size free.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if o.Size, err = parseSize(size); err != nil {
+				return fmt.Errorf("--size: %w", err)
+			}
+			if o.SmallSize, err = parseSize(small); err != nil {
+				return fmt.Errorf("--small-size: %w", err)
+			}
+			o.Change = change / 100
+			if o.Executable, err = os.Executable(); err != nil {
+				return fmt.Errorf("find the keel binary: %w", err)
+			}
+			o.Progress = cmd.ErrOrStderr()
+			res, err := bench.RunBackup(cmd.Context(), o)
+			return report(cmd, g, res, err, bench.WriteBackupText)
+		},
+	}
+	cmd.Flags().StringVar(&o.Dir, "dir", os.TempDir(), "directory to run in (on the disk to test)")
+	cmd.Flags().StringVar(&size, "size", "1GiB", "random data in the volume pushed and restored")
+	cmd.Flags().StringVar(&small, "small-size", "10MiB", "data in the small volume whose snapshot time is compared")
+	cmd.Flags().Float64Var(&change, "change", 100*o.Change, "percent of the data rewritten before the incremental push")
+	cmd.Flags().IntVar(&o.SnapshotRuns, "snapshot-runs", o.SnapshotRuns, "snapshots timed per volume")
 	addJSON(cmd, g)
 	return cmd
 }

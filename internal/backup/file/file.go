@@ -5,7 +5,8 @@
 // Put writes into a hidden temporary file in the key's directory, checks
 // that it got exactly the announced number of bytes, fsyncs it and renames
 // it over the key: an interrupted upload leaves at most a ".tmp-" file,
-// never a complete-looking object. List skips those temporaries. The
+// never a complete-looking object. List skips those temporaries, and
+// SweepStale (which prune calls) removes those older than a day. The
 // renames are made durable by Sync, which fsyncs the store's directories
 // once for many objects (a push calls it before and after writing its
 // manifest).
@@ -22,6 +23,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // tmpPrefix starts the names of files being written.
@@ -143,6 +145,41 @@ func (s *Store) Sync(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// SweepStale removes the temporary files of uploads that started more than
+// olderThan ago (an upload that died: a crash, a kill) and returns how many
+// it removed.
+func (s *Store) SweepStale(ctx context.Context, olderThan time.Duration) (int, error) {
+	cutoff := time.Now().Add(-olderThan)
+	removed := 0
+	err := filepath.WalkDir(s.root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() || !strings.HasPrefix(d.Name(), tmpPrefix) {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil || !fi.ModTime().Before(cutoff) {
+			return nil
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		removed++
+		return nil
+	})
+	if err != nil {
+		return removed, fmt.Errorf("backup/file: remove stale temporary files: %w", err)
+	}
+	return removed, nil
 }
 
 // Get opens the object under key; a missing one gives an error matching

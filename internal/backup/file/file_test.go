@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func newStore(t *testing.T) *Store {
@@ -128,5 +129,37 @@ func TestBackupBadKeysAndURLs(t *testing.T) {
 		if _, err := Open(u); err == nil {
 			t.Errorf("open %s worked", raw)
 		}
+	}
+}
+
+func TestBackupSweepStale(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	if err := s.Put(ctx, "chunks/ab/abc", strings.NewReader("x"), 1); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(s.Root(), "chunks", "ab")
+	old, fresh := filepath.Join(dir, tmpPrefix+"abd-123"), filepath.Join(dir, tmpPrefix+"abe-456")
+	for _, p := range []string{old, fresh} {
+		if err := os.WriteFile(p, []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	past := time.Now().Add(-25 * time.Hour)
+	if err := os.Chtimes(old, past, past); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.SweepStale(ctx, 24*time.Hour)
+	if err != nil || n != 1 {
+		t.Fatalf("sweep: %d removed, %v", n, err)
+	}
+	if _, err := os.Stat(old); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the day-old temporary file is still there: %v", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("a fresh temporary file (an upload in progress) was removed: %v", err)
+	}
+	if _, ok, err := s.Stat(ctx, "chunks/ab/abc"); !ok || err != nil {
+		t.Errorf("the object was removed: %v", err)
 	}
 }

@@ -179,6 +179,9 @@ func (s *Server) ObjectPath(bucket, key string) string {
 	return filepath.Join(s.Root, bucket, filepath.FromSlash(key))
 }
 
+// PID returns the server's process id (of unshare's child with TmpfsSize).
+func (s *Server) PID() int { return s.cmd.Process.Pid }
+
 // Close stops the server.
 func (s *Server) Close() {
 	if s.cmd == nil || s.cmd.Process == nil {
