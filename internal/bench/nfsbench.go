@@ -34,6 +34,7 @@ type NFSOptions struct {
 	Size       uint64    // bytes of the sequential copy
 	Files      int       // files of the metadata loop
 	Workers    int       // connections of the metadata loop
+	Servers    []string  // kinds to measure (KindKeel1, KindKeel3, KindGanesha), in this order
 	Executable string    // the keel binary
 	Progress   io.Writer // progress lines; nil discards them
 }
@@ -41,7 +42,7 @@ type NFSOptions struct {
 // DefaultNFSOptions returns the standard run: 256 MiB, 10,000 files from
 // 8 connections.
 func DefaultNFSOptions() NFSOptions {
-	return NFSOptions{Size: 256 << 20, Files: 10000, Workers: 8}
+	return NFSOptions{Size: 256 << 20, Files: 10000, Workers: 8, Servers: []string{KindKeel1, KindKeel3, KindGanesha}}
 }
 
 // Server kinds of NFSServerResult.Kind.
@@ -81,6 +82,14 @@ func RunNFS(ctx context.Context, o NFSOptions) (*NFSResult, error) {
 	if o.Size == 0 || o.Files <= 0 || o.Workers <= 0 || o.Executable == "" {
 		return nil, errors.New("bench: nfs needs a size, files, connections and the keel executable")
 	}
+	for _, k := range o.Servers {
+		if k != KindKeel1 && k != KindKeel3 && k != KindGanesha {
+			return nil, fmt.Errorf("bench: unknown server %q: choose from %s, %s and %s", k, KindKeel1, KindKeel3, KindGanesha)
+		}
+	}
+	if len(o.Servers) == 0 {
+		return nil, errors.New("bench: no server to measure: name at least one of keel-1, keel-3, ganesha")
+	}
 	if _, err := exec.LookPath("nfs-cp"); err != nil {
 		return nil, errNoNFSCp
 	}
@@ -101,7 +110,7 @@ func RunNFS(ctx context.Context, o NFSOptions) (*NFSResult, error) {
 		return nil, err
 	}
 	res := &NFSResult{Dir: runDir, CPUs: runtime.NumCPU(), SizeBytes: o.Size, Files: o.Files, Workers: o.Workers}
-	for _, kind := range []string{KindKeel1, KindKeel3, KindGanesha} {
+	for _, kind := range o.Servers {
 		sr, err := o.measureServer(ctx, runDir, kind, src, probeSrc)
 		if err != nil {
 			return nil, err
@@ -128,7 +137,7 @@ func (o *NFSOptions) measureServer(ctx context.Context, runDir, kind, src, probe
 		n = 3
 	}
 	sr.Name = clusterLabel(n)
-	sr.Durability = fmt.Sprintf("committed on %d of %d nodes, each fsync'd (CREATE, REMOVE too)", n/2+1, n)
+	sr.Durability = fmt.Sprintf("in the leader's raft pipeline; COMMIT → committed on %d of %d nodes, each fsync'd (FILE_SYNC, CREATE, REMOVE: committed before the reply)", n/2+1, n)
 	progressf(o.Progress, "nfs: %s: starting the `keel serve` processes in %s", sr.Name, dir)
 	c, err := startCluster(ctx, o.Executable, dir, n)
 	if err != nil {

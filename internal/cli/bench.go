@@ -123,6 +123,7 @@ used, and compares with keel's targets. Needs nfs-cp (apt-get install libnfs-uti
 	cmd.Flags().StringVar(&o.Dir, "dir", os.TempDir(), "directory to serve from (on the disk to test)")
 	cmd.Flags().StringVar(&size, "size", "256MiB", "size of the file copied in and out with nfs-cp")
 	cmd.Flags().IntVar(&o.Files, "files", o.Files, "files created, inspected and removed by the metadata loop")
+	cmd.Flags().StringSliceVar(&o.Servers, "servers", o.Servers, "servers to measure, of keel-1, keel-3 and ganesha")
 	addJSON(cmd, g)
 	return cmd
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -40,9 +41,10 @@ override the file; flags override both.`,
 			}
 			logger := newLogger(os.Stderr, cfg.Log.Level, cfg.Log.Format)
 			// KEEL_CPUPROFILE=FILE writes a Go CPU profile of the whole run,
-			// for finding where a benchmark's time goes.
+			// for finding where a benchmark's time goes; "{id}" in FILE is
+			// replaced by the node's id (one profile per node of a cluster).
 			if path := os.Getenv("KEEL_CPUPROFILE"); path != "" {
-				f, err := os.Create(path)
+				f, err := os.Create(strings.ReplaceAll(path, "{id}", cfg.Node.ID))
 				if err != nil {
 					return fmt.Errorf("KEEL_CPUPROFILE: %w", err)
 				}

@@ -25,6 +25,9 @@ type Replicator interface {
 	Apply(ctx context.Context, cmd *fsstate.Command) (fsstate.Result, error)
 	// ApplyMany proposes commands in order and waits for all of them.
 	ApplyMany(ctx context.Context, cmds []*fsstate.Command) ([]fsstate.Result, error)
+	// ProposeMany puts commands in the replication pipeline in order and
+	// returns without waiting; wait waits as ApplyMany does.
+	ProposeMany(ctx context.Context, cmds []*fsstate.Command) (wait func() ([]fsstate.Result, error), err error)
 	ReadIndex(ctx context.Context) error
 	Store() *fsstate.Store
 }
@@ -37,6 +40,7 @@ type FS struct {
 	mu       sync.Mutex
 	reserved map[uint64]uint64 // volume id → bytes of writes in flight
 	writes   writeTracker
+	unstable unstableWrites
 }
 
 // New returns the API over a replicator.

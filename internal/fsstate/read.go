@@ -358,3 +358,29 @@ func (s *Store) Access(vol, ino uint64, cred *Cred) (read, write, exec bool, err
 	read, write, exec = access(&a, cred)
 	return read, write, exec, nil
 }
+
+// CheckWrite reports, from this node's state, whether cred may write n
+// bytes at off into regular file ino: the checks the state machine makes
+// when it applies the write (type, size limit, permission), made early so
+// that a write answered before it is applied (NFS UNSTABLE) fails now, with
+// its error, in all but rare races.
+func (s *Store) CheckWrite(vol, ino uint64, cred *Cred, off, n uint64) error {
+	a, err := s.GetAttr(vol, ino)
+	if err != nil {
+		return err
+	}
+	switch a.Type {
+	case TypeRegular:
+	case TypeDir:
+		return syscall.EISDIR
+	default:
+		return syscall.EINVAL
+	}
+	if end := off + n; end < off || end > MaxFileSize {
+		return syscall.EFBIG
+	}
+	if cred == nil {
+		return nil
+	}
+	return needWriteData(&inode{Attr: a}, cred)
+}

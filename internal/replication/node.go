@@ -342,6 +342,19 @@ func (n *Node) Apply(ctx context.Context, cmd *fsstate.Command) (fsstate.Result,
 // pipelined, usually in one group commit) and waits until all are committed
 // and applied. An error means at least one was not acknowledged.
 func (n *Node) ApplyMany(ctx context.Context, cmds []*fsstate.Command) ([]fsstate.Result, error) {
+	wait, err := n.ProposeMany(ctx, cmds)
+	if err != nil {
+		return nil, err
+	}
+	return wait()
+}
+
+// ProposeMany hands commands to raft in order and returns once they are in
+// its pipeline (queued for the log, in that order, before anything proposed
+// after this returns), without waiting for them to be committed; wait then
+// waits until all are committed and applied, as ApplyMany does. An error
+// from ProposeMany itself means none of them was proposed.
+func (n *Node) ProposeMany(ctx context.Context, cmds []*fsstate.Command) (wait func() ([]fsstate.Result, error), err error) {
 	if n.cfg.Role == RoleWitness || n.raft.State() != raft.Leader {
 		return nil, n.notLeader()
 	}
@@ -360,6 +373,10 @@ func (n *Node) ApplyMany(ctx context.Context, cmds []*fsstate.Command) ([]fsstat
 	for i, cmd := range cmds {
 		futures[i] = n.raft.Apply(cmd.Encode(), timeout)
 	}
+	return func() ([]fsstate.Result, error) { return n.waitApplied(cmds, futures, start) }, nil
+}
+
+func (n *Node) waitApplied(cmds []*fsstate.Command, futures []raft.ApplyFuture, start time.Time) ([]fsstate.Result, error) {
 	out := make([]fsstate.Result, len(cmds))
 	var firstErr error
 	for i, f := range futures {

@@ -43,6 +43,12 @@ func (l *Local) ApplyMany(_ context.Context, cmds []*fsstate.Command) ([]fsstate
 	return l.store.ApplyBatch(ents), nil
 }
 
+// ProposeMany applies commands at once; wait returns their results.
+func (l *Local) ProposeMany(ctx context.Context, cmds []*fsstate.Command) (func() ([]fsstate.Result, error), error) {
+	res, err := l.ApplyMany(ctx, cmds)
+	return func() ([]fsstate.Result, error) { return res, err }, nil
+}
+
 // ReadIndex succeeds at once: a single applier is always up to date.
 func (l *Local) ReadIndex(context.Context) error { return nil }
 

@@ -5,10 +5,14 @@
 // makes them. The XDR types and the procedure dispatch are generated
 // (github.com/buildbarn/go-xdr's nfsv3 package); the semantics are ours.
 //
-// Every change answers only after it is committed on a quorum, so WRITE
-// replies FILE_SYNC whatever the client asked, and COMMIT has nothing left to
-// do. The write verifier is the leader's raft term: it changes at every
-// fail-over, so a client resends anything it wrote UNSTABLE to the old one.
+// Every change answers only after it is committed on a quorum, except WRITE
+// with stable_how UNSTABLE, which is answered UNSTABLE once its entries are
+// in the replication pipeline (fsapi.WriteUnstable); COMMIT waits for the
+// file's unstable writes before it answers, and so do reads of the file. The
+// write verifier is the leader's raft term in its high 32 bits and the
+// epoch of lost unstable writes (fsapi.WriteEpoch) in its low 32: it
+// changes at every fail-over and whenever an unstable write did not make
+// it, so a client resends what it wrote UNSTABLE and was not committed.
 package nfs3
 
 import (
@@ -36,6 +40,10 @@ type FS interface {
 	Create(ctx context.Context, cred *fsstate.Cred, a fsapi.CreateArgs) (fsstate.Result, error)
 	SetAttr(ctx context.Context, cred *fsstate.Cred, vol, ino uint64, set fsstate.SetAttr, guard *fsstate.Time) (fsstate.Result, error)
 	Write(ctx context.Context, cred *fsstate.Cred, vol, ino, off uint64, data []byte) (fsstate.Result, error)
+	WriteUnstable(ctx context.Context, cred *fsstate.Cred, vol, ino, off uint64, data []byte) error
+	Commit(ctx context.Context, vol, ino uint64) error
+	Settle(ctx context.Context, vol, ino uint64) error
+	WriteEpoch() uint32
 	Remove(ctx context.Context, cred *fsstate.Cred, vol, dir uint64, name string) (fsstate.Result, error)
 	Rmdir(ctx context.Context, cred *fsstate.Cred, vol, dir uint64, name string) (fsstate.Result, error)
 	Rename(ctx context.Context, cred *fsstate.Cred, vol, dir uint64, name string, toDir uint64, toName string) (fsstate.Result, error)
@@ -47,7 +55,7 @@ type FS interface {
 type Server struct {
 	FS       FS
 	Handles  *fh.Codec
-	Verifier func() uint64 // the leader's term
+	Verifier func() uint64 // the leader's term (the high 32 bits of the write verifier)
 	Log      *slog.Logger
 	Timeout  time.Duration // per request; 0 means 30 s
 
@@ -195,6 +203,11 @@ func (s *Server) beginAt(ctx context.Context, handle []byte, local bool) (*reque
 	}
 	if h.Snap != 0 {
 		local = false // snapshots are read-only: no change will check again
+	} else if !local {
+		// A read sees the file's unstable writes answered before it.
+		if err := s.FS.Settle(ctx, h.Vol, h.Ino); err != nil {
+			return nil, h, func() {}, err
+		}
 	}
 	r, cancel, err := s.open(ctx, h.Vol, local)
 	if err == nil && h.Snap != 0 {
@@ -336,11 +349,14 @@ func (s *Server) handle(r *request, a fsstate.Attr) []byte {
 	return s.Handles.Encode(fh.Handle{Vol: r.vol.ID, Ino: a.Ino, Gen: a.Gen, Snap: r.snap})
 }
 
+// verifier is the write verifier: read it before an unstable write is
+// proposed, and after COMMIT has waited for the writes before it.
 func (s *Server) verifier() [8]byte {
 	var v [8]byte
 	if s.Verifier != nil {
-		binary.BigEndian.PutUint64(v[:], s.Verifier())
+		binary.BigEndian.PutUint32(v[:4], uint32(s.Verifier()))
 	}
+	binary.BigEndian.PutUint32(v[4:], s.FS.WriteEpoch())
 	return v
 }
 

@@ -78,20 +78,34 @@ func (s *Server) NfsV3Nfsproc3Write(ctx context.Context, a *nfsv3.Write3args) (n
 	if err == nil && int(a.Count) > len(a.Data) {
 		err = nfsErr(nfsv3.NFS3ERR_INVAL)
 	}
-	if err == nil {
+	if err == nil && a.Stable == nfsv3.UNSTABLE && a.Count > 0 {
+		// Answered once in the replication pipeline; the verifier is read
+		// first, so that losing this write changes the one COMMIT gives.
+		verf := s.verifier()
+		if err = s.FS.WriteUnstable(r.ctx, r.cred, h.Vol, h.Ino, a.Offset, a.Data[:a.Count]); err == nil {
+			return &nfsv3.Write3res_NFS3_OK{Resok: nfsv3.Write3resok{FileWcc: r.wcc(fsstate.WCC{}), Count: a.Count,
+				Committed: nfsv3.UNSTABLE, Verf: verf}}, nil
+		}
+	} else if err == nil {
 		res, err = s.FS.Write(r.ctx, r.cred, h.Vol, h.Ino, a.Offset, a.Data[:a.Count])
 	}
 	if err != nil {
 		return &nfsv3.Write3res_default{Status: status(err), Resfail: nfsv3.Write3resfail{FileWcc: r.wccOr(res.Obj, h.Ino)}}, nil
 	}
-	// Every write is committed on a quorum before this reply.
+	// Committed on a quorum before this reply.
 	return &nfsv3.Write3res_NFS3_OK{Resok: nfsv3.Write3resok{FileWcc: r.wcc(res.Obj), Count: a.Count,
 		Committed: nfsv3.FILE_SYNC, Verf: s.verifier()}}, nil
 }
 
+// NfsV3Nfsproc3Commit answers once every unstable write to the file
+// answered before has been committed on a quorum and applied; the verifier
+// it returns then differs from a WRITE reply's if that write was lost.
 func (s *Server) NfsV3Nfsproc3Commit(ctx context.Context, a *nfsv3.Commit3args) (nfsv3.Commit3res, error) {
 	r, h, cancel, err := s.begin(ctx, a.File.Data)
 	defer cancel()
+	if err == nil && h.Snap == 0 {
+		err = s.FS.Commit(r.ctx, h.Vol, h.Ino)
+	}
 	if err != nil {
 		return &nfsv3.Commit3res_default{Status: status(err), Resfail: nfsv3.Commit3resfail{FileWcc: r.wccOr(fsstate.WCC{}, h.Ino)}}, nil
 	}

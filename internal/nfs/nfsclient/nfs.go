@@ -145,7 +145,14 @@ func (c *Client) Read(ctx context.Context, h []byte, off uint64, count uint32) (
 
 // Write writes data at off, FILE_SYNC.
 func (c *Client) Write(ctx context.Context, h []byte, off uint64, data []byte) (*nfsv3.Write3resok, nfsv3.Nfsstat3, error) {
-	args := &nfsv3.Write3args{File: fh(h), Offset: off, Count: uint32(len(data)), Stable: nfsv3.FILE_SYNC, Data: data}
+	return c.WriteHow(ctx, h, off, data, nfsv3.FILE_SYNC)
+}
+
+// WriteHow writes data at off with the stability asked for (UNSTABLE,
+// DATA_SYNC, FILE_SYNC); an UNSTABLE write is safe only once a COMMIT
+// returned the verifier of its reply.
+func (c *Client) WriteHow(ctx context.Context, h []byte, off uint64, data []byte, how nfsv3.StableHow) (*nfsv3.Write3resok, nfsv3.Nfsstat3, error) {
+	args := &nfsv3.Write3args{File: fh(h), Offset: off, Count: uint32(len(data)), Stable: how, Data: data}
 	res, st, err := nfsCall(ctx, c, ProcWrite, args, nfsv3.ReadWrite3res)
 	if ok, _ := res.(*nfsv3.Write3res_NFS3_OK); ok != nil {
 		return &ok.Resok, st, err

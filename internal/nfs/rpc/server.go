@@ -254,7 +254,7 @@ func (cn *conn) handle(rec []byte) {
 			cn.reply(accepted(xid, &rpcv2.AcceptedReplyData_default{Stat: rpcv2.SYSTEM_ERR}), nil)
 		}
 	}()
-	rd := bytes.NewReader(rec)
+	rd := &recordReader{b: rec}
 	var msg rpcv2.RpcMsg
 	if _, err := msg.ReadFrom(rd); err != nil {
 		return // not even a call header: nothing to answer
@@ -292,9 +292,12 @@ func (cn *conn) handle(rec []byte) {
 	}
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), callKey{}, call))
 	defer cancel()
+	// The results are encoded after room for the record mark and the
+	// reply header, which are filled in then: the reply is written from
+	// this one buffer, the results (a READ's data) copied once.
 	var ret *bytes.Buffer
-	data, err := svc(ctx, cb.Vers, cb.Proc, io.NopCloser(rd), func(n int) io.Writer {
-		ret = bytes.NewBuffer(make([]byte, 0, n))
+	data, err := svc(ctx, cb.Vers, cb.Proc, rd, func(n int) io.Writer {
+		ret = bytes.NewBuffer(make([]byte, replyPrefix, replyPrefix+n))
 		return ret
 	})
 	if err != nil {
@@ -305,15 +308,46 @@ func (cn *conn) handle(rec []byte) {
 		cn.reply(accepted(msg.Xid, &rpcv2.AcceptedReplyData_default{Stat: stat}), nil)
 		return
 	}
-	if data.GetStat() != rpcv2.SUCCESS {
-		ret = nil
+	if data.GetStat() != rpcv2.SUCCESS || ret == nil {
+		cn.reply(accepted(msg.Xid, data), nil)
+		return
 	}
-	var payload []byte
-	if ret != nil {
-		payload = ret.Bytes()
-	}
-	cn.reply(accepted(msg.Xid, data), payload)
+	cn.replyPrefixed(accepted(msg.Xid, data), ret.Bytes())
 }
+
+// replyPrefix is the record mark and the header of an accepted reply with
+// an AUTH_NONE verifier and SUCCESS: xid, REPLY, MSG_ACCEPTED, verifier
+// flavor and length, accept_stat.
+const replyPrefix = 4 + 6*4
+
+// recordReader reads the arguments of a call from its record; opaque data
+// (a WRITE's payload, file handles) is handed out as slices of the record
+// instead of copies (it implements go-xdr's runtime.Slicer).
+type recordReader struct {
+	b   []byte
+	off int
+}
+
+func (r *recordReader) Read(p []byte) (int, error) {
+	if r.off >= len(r.b) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b[r.off:])
+	r.off += n
+	return n, nil
+}
+
+// NextSlice returns the next n bytes without copying them.
+func (r *recordReader) NextSlice(n int) ([]byte, bool) {
+	if n < 0 || n > len(r.b)-r.off {
+		return nil, false
+	}
+	s := r.b[r.off : r.off+n : r.off+n]
+	r.off += n
+	return s, true
+}
+
+func (r *recordReader) Close() error { return nil }
 
 func accepted(xid uint32, data rpcv2.AcceptedReplyData) *rpcv2.RpcMsg {
 	return &rpcv2.RpcMsg{Xid: xid, Body: &rpcv2.RpcMsgBody_REPLY{Rbody: &rpcv2.ReplyBody_MSG_ACCEPTED{
@@ -322,6 +356,22 @@ func accepted(xid uint32, data rpcv2.AcceptedReplyData) *rpcv2.RpcMsg {
 
 func denied(xid uint32, r rpcv2.RejectedReply) *rpcv2.RpcMsg {
 	return &rpcv2.RpcMsg{Xid: xid, Body: &rpcv2.RpcMsgBody_REPLY{Rbody: &rpcv2.ReplyBody_MSG_DENIED{Rreply: r}}}
+}
+
+// replyPrefixed writes a reply whose first replyPrefix bytes of rec are
+// free for the record mark and msg's header, and the results follow.
+func (cn *conn) replyPrefixed(msg *rpcv2.RpcMsg, rec []byte) {
+	var hdr bytes.Buffer
+	if _, err := msg.WriteTo(&hdr); err != nil {
+		return
+	}
+	if hdr.Len() != replyPrefix-4 {
+		cn.reply(msg, rec[replyPrefix:])
+		return
+	}
+	copy(rec[4:], hdr.Bytes())
+	binary.BigEndian.PutUint32(rec, uint32(len(rec)-4)|0x80000000)
+	cn.write(rec)
 }
 
 // reply writes a reply message and its payload as one record.
@@ -334,6 +384,10 @@ func (cn *conn) reply(msg *rpcv2.RpcMsg, payload []byte) {
 	buf.Write(payload)
 	b := buf.Bytes()
 	binary.BigEndian.PutUint32(b, uint32(len(b)-4)|0x80000000)
+	cn.write(b)
+}
+
+func (cn *conn) write(b []byte) {
 	cn.wmu.Lock()
 	defer cn.wmu.Unlock()
 	_ = cn.c.SetWriteDeadline(time.Now().Add(30 * time.Second))

@@ -77,14 +77,56 @@ func copyVariableLengthOpaque(r io.Reader, w io.Writer, maximumSizeBytes uint32)
 	return readPadding(r, nTotal)
 }
 
+// Slicer is implemented by readers over bytes already in memory that can
+// hand out the next n bytes without copying them (keel: the RPC server's
+// record reader). The slice stays valid and must not be written to.
+type Slicer interface {
+	NextSlice(n int) ([]byte, bool)
+}
+
+// smallOpaque is the length up to which a variable length opaque value is
+// read into a buffer of its exact size; longer ones from a reader that is
+// not a Slicer grow as their bytes arrive, so that a length field claiming
+// gigabytes costs nothing until the bytes are there.
+const smallOpaque = 64 << 10
+
 // ReadVariableLengthOpaque reads an XDR encoded variable length opaque value.
 func ReadVariableLengthOpaque(r io.Reader, maximumSizeBytes uint32) ([]byte, int64, error) {
-	b := bytes.NewBuffer(nil)
-	n, err := copyVariableLengthOpaque(r, b, maximumSizeBytes)
-	if err != nil {
-		return nil, n, err
+	length, nTotal, err := ReadUnsignedInt(r)
+	if err != nil || length == 0 {
+		return nil, nTotal, err
 	}
-	return b.Bytes(), n, nil
+	if length > maximumSizeBytes {
+		return nil, nTotal, fmt.Errorf("size of %d bytes exceeds field's maximum of %d bytes", length, maximumSizeBytes)
+	}
+	var b []byte
+	if s, ok := r.(Slicer); ok {
+		if b, ok = s.NextSlice(int(length)); !ok {
+			return nil, nTotal, io.ErrUnexpectedEOF
+		}
+	} else if length <= smallOpaque {
+		b = make([]byte, length)
+		if _, err := io.ReadFull(r, b); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, nTotal, err
+		}
+	} else {
+		buf := bytes.NewBuffer(nil)
+		if _, err := io.CopyN(buf, r, int64(length)); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, nTotal, err
+		}
+		b = buf.Bytes()
+	}
+	nTotal += int64(length)
+	if nTotal, err = readPadding(r, nTotal); err != nil {
+		return nil, nTotal, err
+	}
+	return b, nTotal, nil
 }
 
 // WriteVariableLengthOpaque writes an XDR encoded variable length opaque value.
