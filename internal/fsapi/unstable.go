@@ -28,7 +28,7 @@ import (
 // the log commits waits for room.
 
 // maxUnstableEntries bounds the unstable write entries in flight on a node.
-const maxUnstableEntries = 256 // × 256 KiB = 64 MiB
+const maxUnstableEntries = 32 // × 256 KiB = 8 MiB
 
 // maxStickyErrors bounds the files with a failed unstable write that no
 // COMMIT has reported yet; past it they are forgotten and the epoch changes

@@ -293,11 +293,11 @@ func (cn *conn) handle(rec []byte) {
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), callKey{}, call))
 	defer cancel()
 	// The results are encoded after room for the record mark and the
-	// reply header, which are filled in then: the reply is written from
-	// this one buffer, the results (a READ's data) copied once.
-	var ret *bytes.Buffer
+	// reply header, which are filled in then; a READ's data is not copied
+	// at all (see results).
+	var ret *results
 	data, err := svc(ctx, cb.Vers, cb.Proc, rd, func(n int) io.Writer {
-		ret = bytes.NewBuffer(make([]byte, replyPrefix, replyPrefix+n))
+		ret = newResults(n)
 		return ret
 	})
 	if err != nil {
@@ -312,7 +312,62 @@ func (cn *conn) handle(rec []byte) {
 		cn.reply(accepted(msg.Xid, data), nil)
 		return
 	}
-	cn.replyPrefixed(accepted(msg.Xid, data), ret.Bytes())
+	cn.replyPrefixed(accepted(msg.Xid, data), ret)
+}
+
+// gatherMin is the size from which results keeps a written slice instead
+// of copying it.
+const gatherMin = 32 << 10
+
+// results collects a reply's encoded results behind replyPrefix free bytes.
+// Small writes are copied into one buffer; large ones (a READ's data, which
+// go-xdr writes with one Write of the procedure's slice) are kept as they
+// are and sent with writev, without a copy. This breaks io.Writer's rule
+// that a writer keeps no reference to p, knowingly: the procedures hand the
+// encoder slices they never touch again.
+type results struct {
+	bufs net.Buffers
+	cur  []byte
+	size int // bytes after the prefix
+}
+
+func newResults(n int) *results {
+	if n >= gatherMin {
+		n = 512
+	}
+	return &results{cur: make([]byte, replyPrefix, replyPrefix+n)}
+}
+
+func (w *results) Write(p []byte) (int, error) {
+	w.size += len(p)
+	if len(p) < gatherMin {
+		w.cur = append(w.cur, p...)
+		return len(p), nil
+	}
+	w.bufs = append(w.bufs, w.cur, p)
+	w.cur = nil
+	return len(p), nil
+}
+
+// segments returns the reply's pieces, the first starting with the prefix.
+func (w *results) segments() net.Buffers {
+	if len(w.cur) > 0 {
+		return append(w.bufs, w.cur)
+	}
+	return w.bufs
+}
+
+// payload returns the results as one slice (for the rare reply whose
+// header is not the usual one).
+func (w *results) payload() []byte {
+	var b []byte
+	for i, seg := range w.segments() {
+		if i == 0 {
+			seg = seg[replyPrefix:]
+		}
+		b = append(b, seg...)
+	}
+	return b
 }
 
 // replyPrefix is the record mark and the header of an accepted reply with
@@ -358,20 +413,22 @@ func denied(xid uint32, r rpcv2.RejectedReply) *rpcv2.RpcMsg {
 	return &rpcv2.RpcMsg{Xid: xid, Body: &rpcv2.RpcMsgBody_REPLY{Rbody: &rpcv2.ReplyBody_MSG_DENIED{Rreply: r}}}
 }
 
-// replyPrefixed writes a reply whose first replyPrefix bytes of rec are
-// free for the record mark and msg's header, and the results follow.
-func (cn *conn) replyPrefixed(msg *rpcv2.RpcMsg, rec []byte) {
+// replyPrefixed writes a reply whose results are in res, behind room for
+// the record mark and msg's header.
+func (cn *conn) replyPrefixed(msg *rpcv2.RpcMsg, res *results) {
 	var hdr bytes.Buffer
 	if _, err := msg.WriteTo(&hdr); err != nil {
 		return
 	}
 	if hdr.Len() != replyPrefix-4 {
-		cn.reply(msg, rec[replyPrefix:])
+		cn.reply(msg, res.payload())
 		return
 	}
-	copy(rec[4:], hdr.Bytes())
-	binary.BigEndian.PutUint32(rec, uint32(len(rec)-4)|0x80000000)
-	cn.write(rec)
+	segs := res.segments()
+	first := segs[0]
+	copy(first[4:], hdr.Bytes())
+	binary.BigEndian.PutUint32(first, uint32(replyPrefix-4+res.size)|0x80000000)
+	cn.write(segs)
 }
 
 // reply writes a reply message and its payload as one record.
@@ -384,14 +441,15 @@ func (cn *conn) reply(msg *rpcv2.RpcMsg, payload []byte) {
 	buf.Write(payload)
 	b := buf.Bytes()
 	binary.BigEndian.PutUint32(b, uint32(len(b)-4)|0x80000000)
-	cn.write(b)
+	cn.write(net.Buffers{b})
 }
 
-func (cn *conn) write(b []byte) {
+// write sends one record (writev for several pieces).
+func (cn *conn) write(b net.Buffers) {
 	cn.wmu.Lock()
 	defer cn.wmu.Unlock()
 	_ = cn.c.SetWriteDeadline(time.Now().Add(30 * time.Second))
-	if _, err := cn.c.Write(b); err != nil {
+	if _, err := b.WriteTo(cn.c); err != nil {
 		_ = cn.c.Close()
 	}
 }
