@@ -14,7 +14,7 @@ type recorder struct {
 	mu     sync.Mutex
 	writes map[string][][2]uint64 // file → (offset, length) in arrival order
 	firsts map[uint64]bool        // first 8 bytes of every write
-	fail   int                    // fail the fail-th write (1-based); 0 never
+	fail   int                    // fail the fail-th write (1-based) and every one after it; 0 never
 	n      int
 }
 
@@ -22,7 +22,7 @@ func (r *recorder) put(_ context.Context, name string, off uint64, data []byte) 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.n++
-	if r.n == r.fail {
+	if r.fail > 0 && r.n >= r.fail {
 		return errors.New("disk on fire")
 	}
 	if r.writes == nil {
