@@ -195,8 +195,8 @@ func WriteNFSText(w io.Writer, r *NFSResult) {
 			continue
 		}
 		fmt.Fprintf(w, "  %s\n", s.Name)
-		writePhase(w, "write", s.Write, "")
-		writePhase(w, "read", s.Read, "")
+		writePhase(w, "write", s.Write, serverCPUText(s.Write, r.SizeBytes))
+		writePhase(w, "read", s.Read, serverCPUText(s.Read, r.SizeBytes))
 		writePhase(w, "meta", s.MetaCPU, fmt.Sprintf("per call, p50/p99 ms: CREATE %.2f/%.2f, GETATTR %.2f/%.2f, REMOVE %.2f/%.2f",
 			s.Meta.Create.P50Ms, s.Meta.Create.P99Ms, s.Meta.Getattr.P50Ms, s.Meta.Getattr.P99Ms,
 			s.Meta.Remove.P50Ms, s.Meta.Remove.P99Ms))
@@ -212,6 +212,21 @@ func WriteNFSText(w io.Writer, r *NFSResult) {
 	if worst >= othersWarnPct {
 		fmt.Fprintf(w, "\nWARNING: other processes used up to %.0f %% of one CPU during a load: the figures are lower than on an idle machine.\n", worst)
 	}
+}
+
+// ServerCPUSecondsPerGiB is the CPU time the server's processes took per
+// GiB the load moved: a cost that depends less on how busy the machine was
+// than MiB/s does.
+func (p Phase) ServerCPUSecondsPerGiB(bytes uint64) float64 {
+	var pct float64
+	for _, s := range p.Servers {
+		pct += s.CPUPercent
+	}
+	return ratio(pct/100*p.Seconds, float64(bytes)/(1<<30))
+}
+
+func serverCPUText(p Phase, bytes uint64) string {
+	return fmt.Sprintf("server processes: %.1f CPU-seconds per GiB", p.ServerCPUSecondsPerGiB(bytes))
 }
 
 func writePhase(w io.Writer, name string, p Phase, detail string) {

@@ -185,7 +185,7 @@ func (s *Server) ServeConn(c net.Conn) {
 		if s.IdleTimeout > 0 {
 			_ = c.SetReadDeadline(time.Now().Add(s.IdleTimeout))
 		}
-		rec, err := ReadRecord(r, maxRecord)
+		rec, release, err := readCallRecord(r, maxRecord)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				log.Debug("rpc connection closed", "remote", cn.remote, "err", err)
@@ -197,6 +197,7 @@ func (s *Server) ServeConn(c net.Conn) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-cn.sem }()
+			defer release()
 			cn.handle(rec)
 		}()
 	}
@@ -204,11 +205,18 @@ func (s *Server) ServeConn(c net.Conn) {
 
 // ReadRecord reads one record (all its fragments) of at most max bytes.
 func ReadRecord(r io.Reader, max int) ([]byte, error) {
-	var rec []byte
+	return readRecordInto(r, max, nil)
+}
+
+// readRecordInto is ReadRecord reading into buf's memory (its contents do
+// not matter) while the record fits.
+func readRecordInto(r io.Reader, max int, buf []byte) ([]byte, error) {
+	rec := buf[:0]
+	got := false
 	var hdr [4]byte
 	for {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) || (err == io.EOF && rec != nil) {
+			if errors.Is(err, io.ErrUnexpectedEOF) || (err == io.EOF && got) {
 				return nil, io.ErrUnexpectedEOF
 			}
 			return nil, err
@@ -219,14 +227,52 @@ func ReadRecord(r io.Reader, max int) ([]byte, error) {
 			return nil, fmt.Errorf("rpc: record of more than %d bytes refused", max)
 		}
 		start := len(rec)
-		rec = append(rec, make([]byte, n)...)
+		if cap(rec)-start < n {
+			grown := make([]byte, start+n)
+			copy(grown, rec)
+			rec = grown
+		} else {
+			rec = rec[:start+n]
+		}
+		got = got || n > 0
 		if _, err := io.ReadFull(r, rec[start:]); err != nil {
 			return nil, io.ErrUnexpectedEOF
 		}
 		if h&0x80000000 != 0 {
+			if rec == nil {
+				rec = []byte{}
+			}
 			return rec, nil
 		}
 	}
+}
+
+// bigRecord is the capacity of the pooled record buffers: a 1 MiB WRITE
+// and its header fit.
+const bigRecord = 1<<20 + 64<<10
+
+// records holds buffers for large records (WRITEs), so that each one is
+// not a fresh, zeroed megabyte. A record goes back when its call is
+// answered: a procedure keeps no slice of its arguments past its return
+// (the state machine's commands are encoded before it returns).
+var records = sync.Pool{New: func() any { b := make([]byte, bigRecord); return &b }}
+
+// readCallRecord reads a record, into a pooled buffer; release gives the
+// buffer back.
+func readCallRecord(r *bufio.Reader, max int) (rec []byte, release func(), err error) {
+	// A small record (most calls) is read as it is: peek at the first
+	// fragment's length when its header is already buffered.
+	if hdr, perr := r.Peek(4); perr == nil && int(binary.BigEndian.Uint32(hdr)&^0x80000000) < 64<<10 {
+		rec, err = ReadRecord(r, max)
+		return rec, func() {}, err
+	}
+	bp := records.Get().(*[]byte)
+	rec, err = readRecordInto(r, max, *bp)
+	if err != nil || cap(rec) != bigRecord || &rec[:1][0] != &(*bp)[:1][0] {
+		records.Put(bp) // not used (an error, or the record outgrew it)
+		return rec, func() {}, err
+	}
+	return rec, func() { records.Put(bp) }, nil
 }
 
 type conn struct {
