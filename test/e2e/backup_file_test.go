@@ -98,31 +98,8 @@ func TestBackupFile(t *testing.T) {
 	}
 
 	// A damaged chunk is named by verify and stops a restore.
-	chunks, _ := filepath.Glob(filepath.Join(store, "chunks", "*", "*"))
-	sort.Strings(chunks)
-	victim := chunks[len(chunks)/2]
-	orig, err := os.ReadFile(victim)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bad := append([]byte{}, orig...)
-	bad[len(bad)/2] ^= 0x55
-	if err := os.WriteFile(victim, bad, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if r := runKeel(t, time.Minute, "backup", "verify", url, "--dir", c.Dir); r.Code == 0 || !strings.Contains(r.Stderr, filepath.Base(victim)) {
-		t.Fatalf("verify with %s damaged: exit %d: %s", filepath.Base(victim), r.Code, r.Stderr)
-	}
-	r = runKeel(t, time.Minute, "backup", "restore", url+"@"+first.ID, "--volume", "bad", "--dir", c.Dir)
-	if r.Code == 0 || !strings.Contains(r.Stderr, filepath.Base(victim)) {
-		t.Fatalf("restore with %s damaged: exit %d: %s", filepath.Base(victim), r.Code, r.Stderr)
-	}
-	if vols, _ := c.Client.Volumes(ctx); len(vols) != 3 {
-		t.Fatalf("an aborted restore left a volume: %+v", vols)
-	}
-	if err := os.WriteFile(victim, orig, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	undo := backupDamageChunk(t, c, filepath.Join(store, "chunks", "*", "*"), url, url+"@"+first.ID, 3)
+	undo()
 
 	// Prune the first backup: the old version of the changed chunk goes.
 	r = runKeel(t, time.Minute, "backup", "prune", url, "--keep-last", "1", "--json", "--dir", c.Dir)
@@ -195,6 +172,50 @@ func backupCompareTrees(t *testing.T, c *Cluster, a, b, dir string) {
 		}
 		if x.Type == "dir" {
 			backupCompareTrees(t, c, a, b, strings.TrimSuffix(dir, "/")+"/"+x.Name)
+		}
+	}
+}
+
+// backupDamageChunk alters one byte of one of the chunk files glob matches
+// (the object as the backup store keeps it), checks that `keel backup
+// verify URL` and `keel backup restore REF` fail naming it and that the
+// failed restore leaves the cluster with its vols volumes, and returns a
+// function that puts the chunk back.
+func backupDamageChunk(t *testing.T, c *Cluster, glob, url, ref string, vols int) (undo func()) {
+	t.Helper()
+	chunks, _ := filepath.Glob(glob)
+	sort.Strings(chunks)
+	if len(chunks) == 0 {
+		t.Fatalf("no chunk files match %s", glob)
+	}
+	victim := chunks[len(chunks)/2]
+	orig, err := os.ReadFile(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := append([]byte{}, orig...)
+	bad[len(bad)/2] ^= 0x55
+	if err := os.WriteFile(victim, bad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	name := filepath.Base(victim)
+	if r := runKeel(t, 2*time.Minute, "backup", "verify", url, "--dir", c.Dir); r.Code == 0 || !strings.Contains(r.Stderr, name) {
+		t.Fatalf("verify with chunk %s altered: exit %d: %s", name, r.Code, r.Stderr)
+	}
+	r := runKeel(t, 2*time.Minute, "backup", "restore", ref, "--volume", "bad", "--dir", c.Dir)
+	if r.Code == 0 || !strings.Contains(r.Stderr, name) {
+		t.Fatalf("restore with chunk %s altered: exit %d: %s", name, r.Code, r.Stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.Stderr), "\n")
+	t.Logf("restore refused: %s", lines[len(lines)-1])
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if got, _ := c.Client.Volumes(ctx); len(got) != vols {
+		t.Fatalf("an aborted restore left a volume: %+v", got)
+	}
+	return func() {
+		if err := os.WriteFile(victim, orig, 0o600); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

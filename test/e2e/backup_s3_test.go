@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -131,36 +130,13 @@ func TestBackupS3(t *testing.T) {
 
 	// Alter one chunk in versitygw's directory (same size): verify and
 	// restore name it, and the failed restore leaves no volume.
-	chunks, _ := filepath.Glob(srv.ObjectPath(bucket, "cluster1/chunks/*/*"))
-	sort.Strings(chunks)
-	if len(chunks) < 1000 {
+	if chunks, _ := filepath.Glob(srv.ObjectPath(bucket, "cluster1/chunks/*/*")); len(chunks) < 1000 {
 		t.Fatalf("%d chunk objects in the bucket", len(chunks))
 	}
-	victim := chunks[len(chunks)/3]
-	orig, err := os.ReadFile(victim)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bad := append([]byte{}, orig...)
-	bad[len(bad)/2] ^= 0x01
-	if err := os.WriteFile(victim, bad, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	name := filepath.Base(victim)
-	if r := runKeel(t, 2*time.Minute, "backup", "verify", url, "--dir", c.Dir); r.Code == 0 || !strings.Contains(r.Stderr, name) {
-		t.Fatalf("verify with chunk %s altered: exit %d: %s", name, r.Code, r.Stderr)
-	}
-	r := runKeel(t, 2*time.Minute, "backup", "restore", url+"@"+first.ID, "--volume", "bad", "--dir", c.Dir)
-	if r.Code == 0 || !strings.Contains(r.Stderr, name) {
-		t.Fatalf("restore with chunk %s altered: exit %d: %s", name, r.Code, r.Stderr)
-	}
-	t.Logf("restore refused: %s", strings.TrimSpace(r.Stderr))
-	if vols, _ := c.Client.Volumes(ctx); len(vols) != 3 {
-		t.Fatalf("an aborted restore left a volume: %+v", vols)
-	}
+	backupDamageChunk(t, c, srv.ObjectPath(bucket, "cluster1/chunks/*/*"), url, url+"@"+first.ID, 3)
 
 	// A bucket that does not exist is named, with what to do.
-	r = runKeel(t, time.Minute, "backup", "push", "data", "--to", srv.URL("keel-nope", "x"), "--dir", c.Dir)
+	r := runKeel(t, time.Minute, "backup", "push", "data", "--to", srv.URL("keel-nope", "x"), "--dir", c.Dir)
 	if r.Code == 0 || !strings.Contains(r.Stderr, `no such bucket "keel-nope"`) || !strings.Contains(r.Stderr, "create the bucket") {
 		t.Fatalf("push to a missing bucket: exit %d: %s", r.Code, r.Stderr)
 	}

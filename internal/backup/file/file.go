@@ -153,17 +153,8 @@ func (s *Store) Sync(ctx context.Context) error {
 func (s *Store) SweepStale(ctx context.Context, olderThan time.Duration) (int, error) {
 	cutoff := time.Now().Add(-olderThan)
 	removed := 0
-	err := filepath.WalkDir(s.root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if !d.Type().IsRegular() || !strings.HasPrefix(d.Name(), tmpPrefix) {
+	err := walkFiles(ctx, s.root, func(p string, d fs.DirEntry) error {
+		if !strings.HasPrefix(d.Name(), tmpPrefix) {
 			return nil
 		}
 		fi, err := d.Info()
@@ -229,17 +220,8 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 		}
 	}
 	var keys []string
-	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if strings.HasPrefix(d.Name(), tmpPrefix) || !d.Type().IsRegular() {
+	err := walkFiles(ctx, start, func(p string, d fs.DirEntry) error {
+		if strings.HasPrefix(d.Name(), tmpPrefix) {
 			return nil
 		}
 		rel, err := filepath.Rel(s.root, p)
@@ -271,6 +253,26 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return fmt.Errorf("backup/file: delete %s: %w", key, err)
 	}
 	return nil
+}
+
+// walkFiles calls fn for each regular file under dir (none if dir does
+// not exist), stopping when ctx ends.
+func walkFiles(ctx context.Context, dir string, fn func(p string, d fs.DirEntry) error) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		return fn(p, d)
+	})
 }
 
 func syncDir(dir string) error {
