@@ -105,7 +105,7 @@ its config) and then takes from the leader only the changes made after it.
 				if g.json {
 					return printJSON(cmd.OutOrStdout(), res)
 				}
-				use := fmt.Sprintf("restore with: keel backup restore %s@%s --volume NEW", res.URL, res.ID)
+				use := fmt.Sprintf("restore with: keel backup restore %s --volume NEW", shellQuote(res.URL+"@"+res.ID))
 				if state {
 					use = fmt.Sprintf("rebuild a data node from it with seed_from: %s in its node.yaml (and an empty data_dir)", res.URL)
 				}

@@ -101,3 +101,16 @@ func progressBarLine(p cluster.BackupProgress, width int) string {
 	}
 	return line
 }
+
+// shellQuote returns s as one shell word: as it is when it holds only
+// characters no shell treats specially, else in single quotes (an s3://
+// URL's ?endpoint=…&region=… would otherwise be cut at the &).
+func shellQuote(s string) string {
+	plain := s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+=:,./_-", r))
+	}) < 0
+	if plain {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

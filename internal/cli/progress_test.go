@@ -58,3 +58,15 @@ func TestProgressPlainLines(t *testing.T) {
 		t.Error("quiet still reports")
 	}
 }
+
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"file:///srv/backups@20261125T154000Z-1a2b3c": "file:///srv/backups@20261125T154000Z-1a2b3c",
+		"s3://b/p?endpoint=http://h:9000&region=x@ID": "'s3://b/p?endpoint=http://h:9000&region=x@ID'",
+		"it's": `'it'\''s'`,
+	} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
