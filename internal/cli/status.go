@@ -73,8 +73,12 @@ func printStatus(w io.Writer, st cluster.Status) {
 			continue
 		}
 		if sd := m.Node.Seed; sd != nil {
+			image := sd.BackupID
+			if sd.Cluster != "" && sd.Cluster != st.ClusterID {
+				image += " of cluster " + sd.Cluster
+			}
 			fmt.Fprintf(w, "rebuilt  %s seeded from %s (raft index %d, %s from %s in %s, %s); then %s from the leader\n",
-				m.ID, sd.BackupID, sd.RaftIndex, formatSize(sd.Bytes), sd.From, seconds(sd.Seconds),
+				m.ID, image, sd.RaftIndex, formatSize(sd.Bytes), sd.From, seconds(sd.Seconds),
 				sd.At.Local().Format(time.DateTime), formatSize(m.Node.Raft.ReceivedBytes))
 		}
 		for _, b := range m.Node.Backups {
