@@ -300,3 +300,17 @@ func within(t *testing.T, d time.Duration, what string, fn func() error) {
 		t.Fatalf("%s: no answer within %v", what, d)
 	}
 }
+
+// iopDial connects keel's Go NFS client to addr as AUTH_SYS machine
+// machine, closed when the test ends.
+func iopDial(t *testing.T, ctx context.Context, addr, machine string) *nfsclient.Client {
+	t.Helper()
+	dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer dcancel()
+	gc, err := nfsclient.Dial(dctx, addr, nfsclient.Options{Machine: machine})
+	if err != nil {
+		t.Fatalf("dial NFS at %s: %v", addr, err)
+	}
+	t.Cleanup(func() { gc.Close() })
+	return gc
+}

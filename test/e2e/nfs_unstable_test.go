@@ -31,17 +31,7 @@ func TestUnstableWriteAcrossLeaderChange(t *testing.T) {
 	leader := iopLeader(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	dial := func(addr string) *nfsclient.Client {
-		t.Helper()
-		dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
-		defer dcancel()
-		gc, err := nfsclient.Dial(dctx, addr, nfsclient.Options{Machine: "keel-e2e-unstable"})
-		if err != nil {
-			t.Fatalf("dial NFS at %s: %v", addr, err)
-		}
-		t.Cleanup(func() { gc.Close() })
-		return gc
-	}
+	dial := func(addr string) *nfsclient.Client { return iopDial(t, ctx, addr, "keel-e2e-unstable") }
 	gc := dial(leader.NFSAddr)
 	root := iopMount(t, gc)
 	mode := uint32(0o644)
