@@ -34,7 +34,7 @@ const writeVerifier = 7
 
 // server is one in-process NFS service over its own state.
 type server struct {
-	t       *testing.T
+	t       *testing.T // nil for buildServer's
 	repl    *fsapitest.Local
 	fs      *fsapi.FS
 	handles *fh.Codec
@@ -61,12 +61,21 @@ func noRootSquash() fsstate.Export {
 // new store with volume "data" and its export set.
 func startServer(t *testing.T, o serverOpts) *server {
 	t.Helper()
+	s := buildServer(t, o)
+	s.t = t
+	return s
+}
+
+// buildServer is startServer for any testing.TB (a fuzz target's *testing.F
+// too); the server's helpers that fail a test need startServer's.
+func buildServer(t testing.TB, o serverOpts) *server {
+	t.Helper()
 	st, err := fsstate.Open(t.TempDir(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	s := &server{t: t, repl: fsapitest.New(st), handles: fh.NewCodec([]byte("conformance test secret"))}
+	s := &server{repl: fsapitest.New(st), handles: fh.NewCodec([]byte("conformance test secret"))}
 	s.fs = fsapi.New(s.repl)
 	if o.size == 0 {
 		o.size = 1 << 30
@@ -78,7 +87,9 @@ func startServer(t *testing.T, o serverOpts) *server {
 	if o.export != nil {
 		e = *o.export
 	}
-	s.setExport("data", e)
+	if _, err := s.fs.SetExport(ctx(t), "data", e); err != nil {
+		t.Fatalf("set export of data: %v", err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +118,7 @@ func startServer(t *testing.T, o serverOpts) *server {
 }
 
 // ctx returns a context that ends with the test or after 30 s.
-func ctx(t *testing.T) context.Context {
+func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return c
