@@ -16,10 +16,12 @@ import (
 // A node that was frozen (SIGSTOP, a paused VM, starved of CPU) for longer
 // than the leader lease cannot know whether it is still the leader: another
 // node may have been elected meanwhile, and raft may take a moment after the
-// thaw to step down. So it leaves the active role as soon as it notices the
-// gap, and logs since when it was not active (last_active_at, the last tick
-// before the freeze); it becomes active again only once a quorum has
-// confirmed that it still leads (raft may not have stepped down yet). A
+// thaw to step down. So as soon as it notices the gap it asks a quorum
+// (read-index); if they do not confirm its leadership it leaves the active
+// role and logs since when it was not active (last_active_at, the last tick
+// before the freeze), and it becomes active again only once a quorum has
+// confirmed that it leads. It served nothing in between: reads wait for a
+// quorum's confirmation and writes for a quorum's commit. A
 // witness leads only to hand leadership to a data node and is never the
 // active node. The chaos tests check that no two nodes are active at once.
 type activeTracker struct {
@@ -46,12 +48,22 @@ func (n *Node) watchActive(ctx context.Context) {
 		frozen, prev := now.Sub(last), last
 		last = now
 		if was && frozen > lease {
-			n.active.mu.Lock()
-			n.leaveActive("this node is no longer active: it was frozen longer than the leader lease; dropping NFS connections",
-				"frozen_for", frozen.Round(time.Millisecond).String(), "last_active_at", prev)
-			n.active.mu.Unlock()
-			was, confirm = false, true
-			continue
+			// Frozen (or starved) longer than the lease: raft may still say
+			// leader although another node was elected meanwhile. Ask a
+			// quorum before serving on; a node merely starved of CPU is
+			// confirmed and keeps its clients.
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			err := n.repl.ReadIndex(cctx)
+			cancel()
+			last = time.Now()
+			if err != nil {
+				n.active.mu.Lock()
+				n.leaveActive("this node is no longer active: it was frozen longer than the leader lease and a quorum did not confirm its leadership; dropping NFS connections",
+					"frozen_for", frozen.Round(time.Millisecond).String(), "last_active_at", prev, "err", err)
+				n.active.mu.Unlock()
+				was, confirm = false, true
+				continue
+			}
 		}
 		is := n.repl.IsLeader() && n.cfg.Node.Role == config.RoleData
 		if is && !was && confirm {

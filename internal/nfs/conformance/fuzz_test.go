@@ -45,7 +45,7 @@ func FuzzProcedureArgs(f *testing.F) {
 		f.Add(proc, false, fhArg)
 	}
 	f.Add(uint8(7), false, append(xdrOpaque(root), 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 2, 0xff, 0xff, 0xff, 0xff)) // WRITE: huge count and data length
-	f.Add(uint8(14), false, append(fhArg, fhArg...))                                                                                   // RENAME: two dirops
+	f.Add(uint8(14), false, append(fhArg, fhArg...))                                                                                    // RENAME: two dirops
 	for proc := uint8(0); proc < 6; proc++ {
 		f.Add(proc, true, xdrOpaque([]byte("/data")))
 	}
