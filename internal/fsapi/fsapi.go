@@ -174,19 +174,10 @@ func (f *FS) Write(ctx context.Context, cred *fsstate.Cred, vol, ino, off uint64
 	}
 	defer release()
 	now := fsstate.Time(f.now().UnixNano())
-	req := requestFrom(ctx)
 	var cmds []*fsstate.Command
 	for start := 0; start < len(data); start += fsstate.MaxEntryData {
 		end := min(start+fsstate.MaxEntryData, len(data))
-		cmd := &fsstate.Command{Op: fsstate.OpWrite, Time: now, Cred: cred, Vol: vol, Ino: ino, Offset: off + uint64(start), Data: data[start:end]}
-		if req != nil {
-			// Each entry of the request has its own record: a resent
-			// request replays the entries that were made, makes the rest.
-			r := *req
-			r.Proc |= uint32(len(cmds)+1) << entryShift
-			cmd.Req = &r
-		}
-		cmds = append(cmds, cmd)
+		cmds = append(cmds, &fsstate.Command{Op: fsstate.OpWrite, Time: now, Cred: cred, Vol: vol, Ino: ino, Offset: off + uint64(start), Data: data[start:end]})
 	}
 	f.writes.touch(vol)
 	results, err := f.r.ApplyMany(ctx, cmds)
@@ -202,11 +193,6 @@ func (f *FS) Write(ctx context.Context, cred *fsstate.Cred, vol, ino, off uint64
 	res.Obj.Pre = results[0].Obj.Pre
 	return res, nil
 }
-
-// entryShift places, in the procedure number of a request id, the index
-// (from 1) of one entry of a request split into several (bits 24-30; bit
-// 31 is nfs3's follow-up SETATTR).
-const entryShift = 24
 
 // reserve holds n bytes of a volume's free space for a multi-entry write
 // at off. Overwriting data a file already holds (no holes, within its size)
