@@ -95,7 +95,7 @@ flight, so clients see a pause, not an error.
 	}
 	status.Flags().StringVar(&statusAddr, "status-addr", "127.0.0.1:2050", "the tunnel's status address")
 	status.Flags().BoolVar(&statusJSON, "json", false, "print JSON")
-	cmd.AddCommand(status, newTunnelJoinCmd(g))
+	cmd.AddCommand(status, newTunnelJoinCmd(g), newTunnelVerifyCmd())
 	return cmd
 }
 
