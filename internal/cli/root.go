@@ -65,7 +65,7 @@ keel serve --config node.yaml on each.`,
 		newFsCmd(g), newSnapshotCmd(g), newFailoverCmd(g), newTunnelCmd(g), newVersionCmd(g),
 		newBenchCmd(g),
 		newBackupCmd(g),
-		newJoinCmd(g), newLeaveCmd(g), newRemoveCmd(g), newTokenCmd(g), newServiceCmd(g),
+		newJoinCmd(g), newLeaveCmd(g), newRemoveCmd(g), newTokenCmd(g), newServiceCmd(g), newDeployCmd(g),
 	)
 	return root
 }
