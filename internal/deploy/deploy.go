@@ -271,11 +271,13 @@ func (d *deployer) prepare(ctx context.Context, h *host, cfg *ssh.ClientConfig) 
 	h.r = r
 	d.step(h, "connect", "ok", t0)
 	t0 = time.Now()
-	facts, err := r.run(fmt.Sprintf(`echo os=$(uname -s)/$(uname -m); [ -d /run/systemd/system ] && echo systemd=1; [ -f %[1]s ] && echo sum=$(sha256sum %[1]s | cut -d' ' -f1); [ -f %[2]s ] && echo node=1; [ -f %[3]s/client.yaml ] && echo client=1; true`,
-		d.o.RemoteBin, d.nodeYAML(), d.clientDir()), nil)
+	const sep = "----- node.yaml -----"
+	facts, err := r.run(fmt.Sprintf(`echo os=$(uname -s)/$(uname -m); [ -d /run/systemd/system ] && echo systemd=1; [ -f %[1]s ] && echo sum=$(sha256sum %[1]s | cut -d' ' -f1); [ -f %[3]s/client.yaml ] && echo client=1; [ -f %[2]s ] && echo node=1 && echo '%[4]s' && cat %[2]s; true`,
+		d.o.RemoteBin, d.nodeYAML(), d.clientDir(), sep), nil)
 	if err != nil {
 		return &StepError{h.Spec, "inspect", err}
 	}
+	facts, nodeYAML, _ := strings.Cut(facts, sep+"\n")
 	kv := map[string]string{}
 	for _, l := range strings.Split(facts, "\n") {
 		if k, v, ok := strings.Cut(strings.TrimSpace(l), "="); ok {
@@ -287,10 +289,7 @@ func (d *deployer) prepare(ctx context.Context, h *host, cfg *ssh.ClientConfig) 
 	}
 	h.systemd, h.binSum, h.client = kv["systemd"] == "1", kv["sum"], kv["client"] == "1"
 	if kv["node"] == "1" {
-		out, err := r.run("cat "+d.nodeYAML(), nil)
-		if err != nil {
-			return &StepError{h.Spec, "inspect", err}
-		}
+		out := nodeYAML
 		var c struct {
 			ClusterID string `yaml:"cluster_id"`
 			Node      struct {
@@ -381,27 +380,26 @@ func (d *deployer) formCluster(ctx context.Context) error {
 		t0 := time.Now()
 		h.nodeID = nextID("n")
 		admin := d.o.RemoteDir + "/admin"
-		cmd := fmt.Sprintf("mkdir -p %[1]s && rm -rf %[2]s && %[3]s init --dir %[2]s --node %[4]s=%[5]s --json > /dev/null && mv %[2]s/nodes/%[4]s %[6]s",
-			d.o.RemoteDir, admin, d.o.RemoteBin, h.nodeID, h.Host.Host, d.nodeDir())
-		if _, err := h.r.run(cmd, nil); err != nil {
+		cmd := fmt.Sprintf("mkdir -p %[1]s && rm -rf %[2]s && %[3]s init --dir %[2]s --node %[4]s=%[5]s --json > /dev/null && mv %[2]s/nodes/%[4]s %[6]s && sed -n 's/^cluster_id: *//p' %[7]s",
+			d.o.RemoteDir, admin, d.o.RemoteBin, h.nodeID, h.Host.Host, d.nodeDir(), d.nodeYAML())
+		out, err := h.r.run(cmd, nil)
+		if err != nil {
 			return &StepError{h.Spec, "keel init", err}
 		}
-		out, _ := h.r.run("sed -n 's/^cluster_id: *//p' "+d.nodeYAML(), nil)
 		h.cluster = strings.TrimSpace(out)
 		d.step(h, "keel init", "cluster "+h.cluster+" made; CA copy in "+admin, t0)
 		d.seed = h
 	}
 	d.cluster = d.seed.cluster
-	// Start (or restart after an upgrade) the nodes that exist, seed first.
-	if err := d.startNode(d.seed); err != nil {
-		return err
-	}
+	// Start (or restart after an upgrade) the nodes that exist.
+	var existing []*host
 	for _, h := range d.nodeHosts() {
-		if h != d.seed && h.nodeID != "" {
-			if err := d.startNode(h); err != nil {
-				return err
-			}
+		if h.nodeID != "" {
+			existing = append(existing, h)
 		}
+	}
+	if err := d.eachOf(existing, func(h *host) error { return d.startNode(h, "") }); err != nil {
+		return err
 	}
 	nodeTok, clientTok, err := d.tokens()
 	if err != nil {
@@ -412,27 +410,29 @@ func (d *deployer) formCluster(ctx context.Context) error {
 	}
 	d.clientToken = clientTok
 	seedAdmin := net.JoinHostPort(d.seed.Host.Host, strconv.Itoa(AdminPort))
+	var joining []*host
 	for _, h := range d.nodeHosts() {
-		if h.nodeID != "" {
-			continue
+		if h.nodeID == "" {
+			prefix := "n"
+			if h.Role == config.RoleWitness {
+				prefix = "w"
+			}
+			h.nodeID = nextID(prefix)
+			joining = append(joining, h)
 		}
-		t0 := time.Now()
-		prefix := "n"
+	}
+	err = d.eachOf(joining, func(h *host) error {
 		flag := ""
 		if h.Role == config.RoleWitness {
-			prefix, flag = "w", " --witness"
+			flag = " --witness"
 		}
-		h.nodeID = nextID(prefix)
-		cmd := fmt.Sprintf("%s join %s --token %s --id %s --host %s --no-start --dir %s --timeout 60s%s",
+		cmd := fmt.Sprintf("%s join %s --token %s --id %s --host %s --no-start --dir %s --timeout 60s%s > /dev/null && ",
 			d.o.RemoteBin, seedAdmin, nodeTok, h.nodeID, h.Host.Host, d.nodeDir(), flag)
-		if _, err := h.r.run(cmd, nil); err != nil {
-			return &StepError{h.Spec, "keel join", err}
-		}
 		h.cluster = d.cluster
-		d.step(h, "keel join", "joined as "+h.Role+" "+h.nodeID, t0)
-		if err := d.startNode(h); err != nil {
-			return err
-		}
+		return d.startNode(h, cmd)
+	})
+	if err != nil {
+		return err
 	}
 	return d.waitVoters(ctx)
 }
@@ -451,20 +451,20 @@ func (d *deployer) nodeHosts() []*host {
 	return append(d.hostsOf(config.RoleData), d.hostsOf(config.RoleWitness)...)
 }
 
-// startService makes sure a service runs: systemd unit, or a background
-// process with a pid file. restart restarts one that runs.
-func (d *deployer) startService(h *host, kind, dir, args string, restart bool) (string, error) {
+// startCmd is the shell command that makes sure a service runs: a systemd
+// unit, or a background process with a pid file. restart restarts one that
+// runs.
+func (d *deployer) startCmd(h *host, kind, dir, args string, restart bool) string {
 	if h.systemd {
 		flag := "--config " + dir + "/" + config.FileNodeConfig
 		if kind == "tunnel" {
 			flag = "--tunnel " + dir + "/" + config.FileClientConfig + " --listen " + d.o.Listen
 		}
-		out, err := h.r.run(fmt.Sprintf("%s service install %s --binary %s", d.o.RemoteBin, flag, d.o.RemoteBin), nil)
-		if err == nil && restart {
-			_, err = h.r.run("systemctl restart keel-"+kind+".service", nil)
-			out = "restarted with the new binary"
+		cmd := fmt.Sprintf("%s service install %s --binary %s", d.o.RemoteBin, flag, d.o.RemoteBin)
+		if restart {
+			cmd += " && systemctl restart keel-" + kind + ".service && echo restarted with the new binary"
 		}
-		return strings.TrimSpace(out), err
+		return cmd
 	}
 	pid := dir + "/" + kind + ".pid"
 	logf := dir + "/" + kind + ".log"
@@ -474,38 +474,44 @@ func (d *deployer) startService(h *host, kind, dir, args string, restart bool) (
 	}
 	cmd := fmt.Sprintf(`cd %[1]s && %[2]sif [ -f %[3]s ] && kill -0 $(cat %[3]s) 2>/dev/null; then echo "running (pid $(cat %[3]s))"; else setsid nohup %[4]s %[5]s >> %[6]s 2>&1 < /dev/null & echo $! > %[3]s; echo "started in the background (pid $(cat %[3]s), log %[6]s)"; fi`,
 		dir, stop, pid, d.o.RemoteBin, args, logf)
-	out, err := h.r.run(cmd, nil)
-	return strings.TrimSpace(out), err
+	return cmd
 }
 
-func (d *deployer) startNode(h *host) error {
+// startNode runs before (a join, or nothing) and then makes sure the node
+// runs.
+func (d *deployer) startNode(h *host, before string) error {
 	t0 := time.Now()
-	out, err := d.startService(h, "node", d.nodeDir(), "serve --config "+d.nodeYAML(), h.upgrade)
+	out, err := h.r.run(before+d.startCmd(h, "node", d.nodeDir(), "serve --config "+d.nodeYAML(), h.upgrade), nil)
+	step := "start node"
+	if before != "" {
+		step = "join, start"
+		out = "joined as " + h.Role + " " + h.nodeID + "; " + out
+	}
 	if err != nil {
-		return &StepError{h.Spec, "start node", err}
+		return &StepError{h.Spec, step, err}
 	}
 	h.upgrade = false
-	d.step(h, "start node", out, t0)
+	d.step(h, step, strings.TrimSpace(out), t0)
 	return nil
 }
 
 // tokens makes a node and a client token on the seed, valid 15 minutes.
 func (d *deployer) tokens() (node, client string, err error) {
 	t0 := time.Now()
-	for _, purpose := range []string{join.PurposeNode, join.PurposeClient} {
-		out, err := d.seed.r.run(fmt.Sprintf("%s token create --config %s --purpose %s --ttl 15m --note 'keel deploy' --json", d.o.RemoteBin, d.nodeYAML(), purpose), nil)
-		if err != nil {
-			return "", "", &StepError{d.seed.Spec, "token create", err}
-		}
+	create := func(purpose string) string {
+		return fmt.Sprintf("%s token create --config %s --purpose %s --ttl 15m --note 'keel deploy' --json", d.o.RemoteBin, d.nodeYAML(), purpose)
+	}
+	out, err := d.seed.r.run(create(join.PurposeNode)+" && "+create(join.PurposeClient), nil)
+	if err != nil {
+		return "", "", &StepError{d.seed.Spec, "token create", err}
+	}
+	dec := json.NewDecoder(strings.NewReader(out))
+	for _, dst := range []*string{&node, &client} {
 		var t cluster.TokenInfo
-		if err := json.Unmarshal([]byte(out), &t); err != nil {
+		if err := dec.Decode(&t); err != nil {
 			return "", "", &StepError{d.seed.Spec, "token create", err}
 		}
-		if purpose == join.PurposeNode {
-			node = t.Token
-		} else {
-			client = t.Token
-		}
+		*dst = t.Token
 	}
 	d.step(d.seed, "tokens", "node and client join tokens (15 min)", t0)
 	return node, client, nil
@@ -655,19 +661,19 @@ func (d *deployer) tunnels(ctx context.Context) error {
 	seedAdmin := net.JoinHostPort(d.seed.Host.Host, strconv.Itoa(AdminPort))
 	return d.eachOf(clients, func(h *host) error {
 		t0 := time.Now()
+		before, step := "", "start tunnel"
 		if !h.client {
-			cmd := fmt.Sprintf("%s tunnel join %s --token %s --name %s --dir %s --timeout 60s", d.o.RemoteBin, seedAdmin, d.clientToken, clientName(h), d.clientDir())
-			if _, err := h.r.run(cmd, nil); err != nil {
-				return &StepError{h.Spec, "tunnel join", err}
-			}
-			d.step(h, "tunnel join", "client certificate for "+clientName(h), t0)
-			t0 = time.Now()
+			before = fmt.Sprintf("%s tunnel join %s --token %s --name %s --dir %s --timeout 60s > /dev/null && ", d.o.RemoteBin, seedAdmin, d.clientToken, clientName(h), d.clientDir())
+			step = "join, tunnel"
 		}
-		out, err := d.startService(h, "tunnel", d.clientDir(), "tunnel --cluster "+d.clientDir()+"/"+config.FileClientConfig+" --listen "+d.o.Listen, h.upgrade)
+		out, err := h.r.run(before+d.startCmd(h, "tunnel", d.clientDir(), "tunnel --cluster "+d.clientDir()+"/"+config.FileClientConfig+" --listen "+d.o.Listen, h.upgrade), nil)
 		if err != nil {
-			return &StepError{h.Spec, "start tunnel", err}
+			return &StepError{h.Spec, step, err}
 		}
-		d.step(h, "start tunnel", out, t0)
+		if before != "" {
+			out = "client certificate for " + clientName(h) + "; " + out
+		}
+		d.step(h, step, strings.TrimSpace(out), t0)
 		return nil
 	})
 }
@@ -702,27 +708,17 @@ func (d *deployer) verify(ctx context.Context) (bool, error) {
 	content := "keel deploy check " + hex.EncodeToString(nonce) + " at " + time.Now().UTC().Format(time.RFC3339)
 	name := ".keel-deploy-check"
 	t0 := time.Now()
-	var err error
-	for i := 0; i < 50; i++ { // the tunnel may still be connecting
-		_, err = a.r.run(fmt.Sprintf("%s tunnel verify --listen %s --volume %s --put %s --content %s", d.o.RemoteBin, d.o.Listen, vol, name, quote(content)), nil)
-		if err == nil {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
+	// The tunnel may still be connecting: retry for 10 s on the host.
+	retry := func(cmd string) string {
+		return fmt.Sprintf("for i in $(seq 50); do %s 2>/tmp/.keel-verify.err && exit 0; sleep 0.2; done; cat /tmp/.keel-verify.err >&2; exit 1", cmd)
 	}
+	_, err := a.r.run(retry(fmt.Sprintf("%s tunnel verify --listen %s --volume %s --put %s --content %s", d.o.RemoteBin, d.o.Listen, vol, name, quote(content))), nil)
 	if err != nil {
 		return false, &StepError{a.Spec, "verify: write through the tunnel", err}
 	}
 	d.step(a, "verify write", fmt.Sprintf("/%s/%s through %s", vol, name, d.o.Listen), t0)
 	t0 = time.Now()
-	var out string
-	for i := 0; i < 50; i++ {
-		out, err = b.r.run(fmt.Sprintf("%s tunnel verify --listen %s --volume %s --get %s", d.o.RemoteBin, d.o.Listen, vol, name), nil)
-		if err == nil {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	out, err := b.r.run(retry(fmt.Sprintf("%s tunnel verify --listen %s --volume %s --get %s", d.o.RemoteBin, d.o.Listen, vol, name)), nil)
 	if err != nil {
 		return false, &StepError{b.Spec, "verify: read through the tunnel", err}
 	}

@@ -254,7 +254,7 @@ func TestDeployOverSSH(t *testing.T) {
 	}
 	hosts := []string{"--data", "10.77.0.11,10.77.0.12", "--witness", "10.77.0.13", "--client", "10.77.0.14,10.77.0.15", "--volume", "data:1GiB"}
 	out, took := l.deploy(hosts...)
-	for _, want := range []string{"keel init", "keel join", "verify read", "deployed cluster", "mount -t nfs"} {
+	for _, want := range []string{"keel init", "join, start", "verify read", "deployed cluster", "mount -t nfs"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("first deploy output lacks %q", want)
 		}
@@ -305,7 +305,7 @@ func TestDeployOverSSH(t *testing.T) {
 
 	// Deploy again: nothing is made anew; the dead node is started again.
 	out, _ = l.deploy(hosts...)
-	if strings.Contains(out, "keel init") || strings.Contains(out, "keel join") || strings.Contains(out, "copied") {
+	if strings.Contains(out, "keel init") || strings.Contains(out, "join, start") || strings.Contains(out, "copied") {
 		t.Fatalf("second deploy redid work:\n%s", out)
 	}
 	if !regexp.MustCompile(`(?m)` + regexp.QuoteMeta(ips[lh]) + `.*start node\s+started`).MatchString(out) {
