@@ -47,3 +47,30 @@ func TestDataDirIdentity(t *testing.T) {
 		t.Fatalf("non-empty dir without IDENTITY: %v", err)
 	}
 }
+
+// An upgrade to a keel that reads another data format refuses to start on
+// the old directory, saying which format it holds and which it reads, and
+// leaves the directory as it was.
+func TestDataFormatMismatchRefused(t *testing.T) {
+	dir := t.TempDir()
+	cfg := &config.Config{ClusterID: "aaa", Node: config.NodeConfig{ID: "n1", Role: config.RoleData}}
+	if err := checkIdentity(dir, cfg); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "IDENTITY")
+	b, _ := os.ReadFile(p)
+	old := strings.Replace(string(b), `"data_format": 1`, `"data_format": 99`, 1)
+	if old == string(b) {
+		t.Fatalf("IDENTITY has no data_format 1: %s", b)
+	}
+	if err := os.WriteFile(p, []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := checkIdentity(dir, cfg)
+	if err == nil || !strings.Contains(err.Error(), "holds data format 99") || !strings.Contains(err.Error(), "reads format 1") {
+		t.Fatalf("got %v", err)
+	}
+	if after, _ := os.ReadFile(p); string(after) != old {
+		t.Fatal("the refused start changed IDENTITY")
+	}
+}
