@@ -49,6 +49,15 @@ func localHost(addr string) (string, error) {
 	return h, err
 }
 
+// joinTarget reads a join's ADDRESS (port 7501 if none) and token.
+func joinTarget(addr, token string) (string, join.Token, error) {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		addr = net.JoinHostPort(addr, "7501")
+	}
+	tok, err := join.Parse(token)
+	return addr, tok, err
+}
+
 func defaultNodeID() string {
 	h, _ := os.Hostname()
 	h = strings.ToLower(strings.Split(h, ".")[0])
@@ -87,11 +96,7 @@ a voter once it has.
   keel serve --config /var/lib/keel/node.yaml      # after --no-start, or under systemd`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			addr := args[0]
-			if _, _, err := net.SplitHostPort(addr); err != nil {
-				addr = net.JoinHostPort(addr, "7501")
-			}
-			tok, err := join.Parse(token)
+			addr, tok, err := joinTarget(args[0], token)
 			if err != nil {
 				return err
 			}
@@ -177,11 +182,7 @@ client.crt, client.key and ca.crt into --dir (default /etc/keel as root). Then:
   keel tunnel --cluster /etc/keel/client.yaml --listen 127.0.0.1:2049`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			addr := args[0]
-			if _, _, err := net.SplitHostPort(addr); err != nil {
-				addr = net.JoinHostPort(addr, "7501")
-			}
-			tok, err := join.Parse(token)
+			addr, tok, err := joinTarget(args[0], token)
 			if err != nil {
 				return err
 			}
