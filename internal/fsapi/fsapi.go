@@ -174,10 +174,12 @@ func (f *FS) Write(ctx context.Context, cred *fsstate.Cred, vol, ino, off uint64
 	}
 	defer release()
 	now := fsstate.Time(f.now().UnixNano())
+	req := requestFrom(ctx)
 	var cmds []*fsstate.Command
 	for start := 0; start < len(data); start += fsstate.MaxEntryData {
 		end := min(start+fsstate.MaxEntryData, len(data))
-		cmds = append(cmds, &fsstate.Command{Op: fsstate.OpWrite, Time: now, Cred: cred, Vol: vol, Ino: ino, Offset: off + uint64(start), Data: data[start:end]})
+		cmds = append(cmds, &fsstate.Command{Op: fsstate.OpWrite, Time: now, Cred: cred, Vol: vol, Ino: ino,
+			Offset: off + uint64(start), Data: data[start:end], Req: entryRequest(req, len(cmds))})
 	}
 	f.writes.touch(vol)
 	results, err := f.r.ApplyMany(ctx, cmds)
@@ -192,6 +194,24 @@ func (f *FS) Write(ctx context.Context, cred *fsstate.Cred, vol, ino, off uint64
 	res := results[len(results)-1]
 	res.Obj.Pre = results[0].Obj.Pre
 	return res, nil
+}
+
+// entryShift places, in the procedure number of a request id, the index
+// (from 1) of one entry of a request split into several (bits 24-30; bit
+// 31 is nfs3's follow-up SETATTR).
+const entryShift = 24
+
+// entryRequest is the request id of entry i of a request split into
+// several: each has its own record, so that a resent request replays the
+// entries that were made and makes the rest (one id for all would answer
+// every entry after the first from the first one's record).
+func entryRequest(req *fsstate.RequestID, i int) *fsstate.RequestID {
+	if req == nil {
+		return nil
+	}
+	r := *req
+	r.Proc |= uint32(i+1) << entryShift
+	return &r
 }
 
 // reserve holds n bytes of a volume's free space for a multi-entry write

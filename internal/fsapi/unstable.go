@@ -91,11 +91,12 @@ func (f *FS) WriteUnstable(ctx context.Context, cred *fsstate.Cred, vol, ino, of
 		return err
 	}
 	now := fsstate.Time(f.now().UnixNano())
+	req := requestFrom(ctx)
 	var cmds []*fsstate.Command
 	for start := 0; start < len(data); start += fsstate.MaxEntryData {
 		end := min(start+fsstate.MaxEntryData, len(data))
 		cmds = append(cmds, &fsstate.Command{Op: fsstate.OpWrite, Time: now, Cred: cred, Vol: vol, Ino: ino,
-			Offset: off + uint64(start), Data: data[start:end], Req: requestFrom(ctx)})
+			Offset: off + uint64(start), Data: data[start:end], Req: entryRequest(req, len(cmds))})
 	}
 	if len(cmds) == 0 {
 		release()

@@ -3,10 +3,12 @@ package nfs3
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"io"
 
 	"github.com/buildbarn/go-xdr/pkg/protocols/nfsv3"
+	"github.com/cespare/xxhash/v2"
 
 	"keel/internal/fsapi"
 	"keel/internal/fsstate"
@@ -21,6 +23,23 @@ import (
 // are hashed so that a reused xid with other arguments is a new request.
 func exactlyOnce(ctx context.Context, args io.WriterTo) context.Context {
 	return exactlyOnceAs(ctx, args, 0)
+}
+
+// writeKey names a WRITE's arguments for the duplicate request cache:
+// everything but the data, and a 64-bit hash of the data (SHA-256 over a
+// MiB on every write would cost more than the rest of the call; the hash
+// only tells a reused xid from a retransmission).
+type writeKey struct{ a *nfsv3.Write3args }
+
+func (k writeKey) WriteTo(w io.Writer) (int64, error) {
+	b := binary.BigEndian.AppendUint32(nil, uint32(len(k.a.File.Data)))
+	b = append(b, k.a.File.Data...)
+	b = binary.BigEndian.AppendUint64(b, k.a.Offset)
+	b = binary.BigEndian.AppendUint32(b, k.a.Count)
+	b = binary.BigEndian.AppendUint32(b, uint32(k.a.Stable))
+	b = binary.BigEndian.AppendUint64(b, xxhash.Sum64(k.a.Data))
+	n, err := w.Write(b)
+	return int64(n), err
 }
 
 // followUp marks, in the procedure number of a request id, the SETATTR that
@@ -69,6 +88,10 @@ func (s *Server) NfsV3Nfsproc3Setattr(ctx context.Context, a *nfsv3.Setattr3args
 }
 
 func (s *Server) NfsV3Nfsproc3Write(ctx context.Context, a *nfsv3.Write3args) (nfsv3.Write3res, error) {
+	// A WRITE resent after a fail-over must not take effect a second time:
+	// done again after another client's newer write to the same range, it
+	// would bring old data back (the chaos runs saw exactly that).
+	ctx = exactlyOnce(ctx, writeKey{a})
 	r, h, cancel, err := s.beginChange(ctx, a.File.Data)
 	defer cancel()
 	var res fsstate.Result
