@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"testing"
 	"time"
 )
 
@@ -31,4 +32,21 @@ func BuildKeel(dir string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("testkit: go build keel/cmd/keel failed:\n%s", last)
+}
+
+// RunWithKeel builds the keel binary into a temporary directory, sets *bin
+// to it, runs the tests and removes the directory; it returns the exit code
+// for os.Exit (2 if the build failed).
+func RunWithKeel(m *testing.M, bin *string) int {
+	dir, err := os.MkdirTemp("", "keel-test-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testkit:", err)
+		return 2
+	}
+	defer os.RemoveAll(dir)
+	if *bin, err = BuildKeel(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	return m.Run()
 }
