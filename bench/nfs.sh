@@ -11,6 +11,9 @@
 # keel's targets. Arguments go to `keel bench nfs` (--size, --files, --dir,
 # --servers, --json).
 #
+# keel answers every WRITE FILE_SYNC unless KEEL_NFS_UNSTABLE_WRITES=1 is set
+# (it is passed on to the keel processes); the README's figures say which.
+#
 # Needs nfs-cp (libnfs-utils) and, for the Ganesha row, nfs-ganesha,
 # nfs-ganesha-vfs and rpcbind; with INSTALL=1 (and root) the script installs
 # what is missing with apt-get.

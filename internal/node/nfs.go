@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 
 	"github.com/buildbarn/go-xdr/pkg/protocols/mount"
@@ -21,6 +22,10 @@ import (
 // portmapper alone on node.portmap_addr if set). Every node serves them; only
 // the leader answers with data (others answer JUKEBOX, "try again", which a
 // tunnel turns into a reconnect to the leader).
+// UnstableWritesEnv, set to 1, makes the NFS service answer UNSTABLE
+// WRITEs from the replication pipeline (nfs3.Server.UnstableWrites).
+const UnstableWritesEnv = "KEEL_NFS_UNSTABLE_WRITES"
+
 func (n *Node) startNFS() error {
 	addr := n.cfg.Node.NFSAddr
 	if addr == "" {
@@ -51,7 +56,10 @@ func (n *Node) startNFS() error {
 		{Prog: portmap.Program, Vers: 2, Prot: portmap.IPPROTO_TCP, Port: uint32(port)},
 	}
 	srv := &nfs3.Server{FS: n.fs, Handles: handles, Log: n.log.With("component", "nfs"),
-		Verifier: func() uint64 { return n.repl.Raft().CurrentTerm() }}
+		Verifier: func() uint64 { return n.repl.Raft().CurrentTerm() },
+		// Off by default: libnfs ignores the COMMIT verifier, so what a dead
+		// leader answered UNSTABLE would be lost to it (README, Guarantees).
+		UnstableWrites: os.Getenv(UnstableWritesEnv) == "1"}
 	n.nfs = &rpc.Server{
 		Programs: map[uint32]rpc.Service{
 			nfsv3.NFS_PROGRAM_PROGRAM_NUMBER:   nfsv3.NewNfsProgramService(srv),

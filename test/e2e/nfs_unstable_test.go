@@ -13,8 +13,8 @@ import (
 	"keel/internal/nfs/nfsclient"
 )
 
-// TestUnstableWriteAcrossLeaderChange checks what makes answering UNSTABLE
-// writes before they are committed safe, with real processes and keel's Go
+// TestUnstableWriteAcrossLeaderChange checks (with KEEL_NFS_UNSTABLE_WRITES=1)
+// what makes answering UNSTABLE writes before they are committed safe, with real processes and keel's Go
 // NFS client acting as a client that follows RFC 1813:
 //
 //  1. an UNSTABLE write is answered UNSTABLE, and COMMIT returns the same
@@ -27,6 +27,7 @@ import (
 //     to resend;
 //  3. resent and committed, the data reads back on the new leader.
 func TestUnstableWriteAcrossLeaderChange(t *testing.T) {
+	t.Setenv("KEEL_NFS_UNSTABLE_WRITES", "1") // inherited by the keel processes
 	c := iopCluster(t)
 	leader := iopLeader(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

@@ -5,9 +5,10 @@
 // makes them. The XDR types and the procedure dispatch are generated
 // (github.com/buildbarn/go-xdr's nfsv3 package); the semantics are ours.
 //
-// Every change answers only after it is committed on a quorum, except WRITE
-// with stable_how UNSTABLE, which is answered UNSTABLE once its entries are
-// in the replication pipeline (fsapi.WriteUnstable); COMMIT waits for the
+// Every change answers only after it is committed on a quorum. With
+// Server.UnstableWrites on, a WRITE with stable_how UNSTABLE is the
+// exception: it is answered UNSTABLE once its entries are in the
+// replication pipeline (fsapi.WriteUnstable); COMMIT waits for the
 // file's unstable writes before it answers, and so do reads of the file. The
 // write verifier is the leader's raft term in its high 32 bits and the
 // epoch of lost unstable writes (fsapi.WriteEpoch) in its low 32: it
@@ -56,6 +57,12 @@ type Server struct {
 	FS       FS
 	Handles  *fh.Codec
 	Verifier func() uint64 // the leader's term (the high 32 bits of the write verifier)
+	// UnstableWrites answers WRITEs sent UNSTABLE from the replication
+	// pipeline (see the package doc). Off, every WRITE is answered
+	// FILE_SYNC after commit: safe with clients that ignore the verifier
+	// (libnfs does), which would otherwise lose what a dead leader had
+	// answered UNSTABLE.
+	UnstableWrites bool
 	Log      *slog.Logger
 	Timeout  time.Duration // per request; 0 means 30 s
 

@@ -101,7 +101,7 @@ func (s *Server) NfsV3Nfsproc3Write(ctx context.Context, a *nfsv3.Write3args) (n
 	if err == nil && int(a.Count) > len(a.Data) {
 		err = nfsErr(nfsv3.NFS3ERR_INVAL)
 	}
-	if err == nil && a.Stable == nfsv3.UNSTABLE && a.Count > 0 {
+	if err == nil && s.UnstableWrites && a.Stable == nfsv3.UNSTABLE && a.Count > 0 {
 		// Answered once in the replication pipeline; the verifier is read
 		// first, so that losing this write changes the one COMMIT gives.
 		verf := s.verifier()
