@@ -193,6 +193,13 @@ func waitConverged(t *testing.T, members []*Member, timeout time.Duration) []clu
 				return false, key
 			}
 		}
+		// Equal is not enough: just after a restart every node is at the
+		// state it flushed last, the same on all of them, until a leader
+		// commits an entry of its term and they replay the log up to it.
+		if err := leaderCommitted(members[0].c); err != nil {
+			prev = ""
+			return false, fmt.Sprintf("%s; %v", key, err)
+		}
 		stable := key == prev
 		prev = key
 		return stable, key
@@ -203,4 +210,22 @@ func waitConverged(t *testing.T, members []*Member, timeout time.Duration) []clu
 		}
 	}
 	return hs
+}
+
+// leaderCommitted fails unless the cluster has a leader that has
+// committed an entry of its own term (its commit index is 0 until then:
+// raft commits the entries of earlier terms only with one of its own).
+func leaderCommitted(c *Cluster) error {
+	for _, m := range c.Members {
+		if !m.Running() {
+			continue
+		}
+		if st, err := m.Status(); err == nil && st.Raft.State == "leader" {
+			if st.Raft.CommitIndex == 0 {
+				return fmt.Errorf("leader %s has committed nothing of its term yet", m.ID)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("no leader")
 }

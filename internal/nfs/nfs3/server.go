@@ -63,8 +63,8 @@ type Server struct {
 	// (libnfs does), which would otherwise lose what a dead leader had
 	// answered UNSTABLE.
 	UnstableWrites bool
-	Log      *slog.Logger
-	Timeout  time.Duration // per request; 0 means 30 s
+	Log            *slog.Logger
+	Timeout        time.Duration // per request; 0 means 30 s
 
 	snapNames sync.Map // [vol, raft index] → snapRef: a snapshot's index never changes
 }
