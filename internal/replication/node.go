@@ -105,6 +105,7 @@ type Node struct {
 
 	readyMu   sync.Mutex
 	readyTerm uint64
+	freeze    freezeWatch
 
 	vmu      sync.Mutex
 	vwait    []chan error
@@ -254,8 +255,9 @@ func Open(cfg Config) (*Node, error) {
 		_, isLeader := o.Data.(raft.LeaderObservation)
 		return isLeader
 	}))
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.watchLeadership(obs)
+	go n.watchFreezes()
 	return n, nil
 }
 
@@ -476,7 +478,11 @@ func (n *Node) ReadIndex(ctx context.Context) error {
 	if err := n.ensureReady(ctx, term); err != nil {
 		return err
 	}
-	if err := n.verifyLeader(ctx); err != nil {
+	confirm := n.verifyLeader
+	if n.suspectFreeze() {
+		confirm = n.confirmByBarrier // see freeze.go
+	}
+	if err := confirm(ctx); err != nil {
 		return err
 	}
 	if n.raft.CurrentTerm() != term {
