@@ -122,14 +122,15 @@ func (n *Node) handleBackupPush(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	vol := r.PathValue("name")
-	if _, ok := n.backupStore(w, req.To); !ok {
+	st, ok := n.backupStore(w, req.To)
+	if !ok {
 		return
 	}
 	if _, err := n.fs.Volume(r.Context(), vol); err != nil {
 		n.writeErr(w, err)
 		return
 	}
-	n.streamPush(w, r, req, vol, func(ctx context.Context, st backup.Store, opts backup.Options) (*backup.PushResult, error) {
+	n.streamPush(w, r, st, req, vol, func(ctx context.Context, st backup.Store, opts backup.Options) (*backup.PushResult, error) {
 		return backup.PushVolume(ctx, n.fs, vol, st, opts)
 	})
 }
@@ -141,10 +142,11 @@ func (n *Node) handleStatePush(w http.ResponseWriter, r *http.Request) {
 	if !decodeJSON(w, r, &req) {
 		return
 	}
-	if _, ok := n.backupStore(w, req.To); !ok {
+	st, ok := n.backupStore(w, req.To)
+	if !ok {
 		return
 	}
-	n.streamPush(w, r, req, backup.StateVolume, n.pushState)
+	n.streamPush(w, r, st, req, backup.StateVolume, n.pushState)
 }
 
 // pushState pins the newest raft snapshot (taking one first) and pushes
@@ -169,13 +171,8 @@ func (n *Node) pushState(ctx context.Context, st backup.Store, opts backup.Optio
 // streamPush runs a push to req.To, streaming its progress and result.
 // Unless req.Full, files unchanged since the latest backup of the same
 // volume are not read again.
-func (n *Node) streamPush(w http.ResponseWriter, r *http.Request, req cluster.BackupPushRequest, vol string,
+func (n *Node) streamPush(w http.ResponseWriter, r *http.Request, st backup.Store, req cluster.BackupPushRequest, vol string,
 	push func(context.Context, backup.Store, backup.Options) (*backup.PushResult, error)) {
-	st, err := backup.Open(req.To)
-	if err != nil {
-		badRequest(w, err.Error())
-		return
-	}
 	ctx := r.Context()
 	s := startStream(w)
 	unlock, err := lockStore(ctx, req.To)

@@ -2,7 +2,7 @@ package replication
 
 import (
 	"context"
-	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,10 +20,12 @@ import (
 // freezeTick is how often the freeze watch ticks.
 const freezeTick = 10 * time.Millisecond
 
+// freezeWatch is read by every read-index (the NFS read path), so it is
+// two atomics rather than a lock: Unix nanoseconds of the watch's last
+// tick, and until when leadership is confirmed by a barrier.
 type freezeWatch struct {
-	mu      sync.Mutex
-	last    time.Time // the watch's last tick
-	suspect time.Time // until then, leadership is confirmed by a barrier
+	last    atomic.Int64
+	suspect atomic.Int64
 }
 
 func (n *Node) watchFreezes() {
@@ -36,12 +38,11 @@ func (n *Node) watchFreezes() {
 		case <-n.stop:
 			return
 		case <-t.C:
-			n.freeze.mu.Lock()
-			if !n.freeze.last.IsZero() && time.Now().Sub(n.freeze.last) > lease {
-				n.freeze.suspect = time.Now().Add(2 * lease)
+			now := time.Now().UnixNano()
+			if last := n.freeze.last.Load(); last != 0 && now-last > int64(lease) {
+				n.freeze.suspect.Store(now + int64(2*lease))
 			}
-			n.freeze.last = time.Now()
-			n.freeze.mu.Unlock()
+			n.freeze.last.Store(now)
 		}
 	}
 }
@@ -57,10 +58,9 @@ func (n *Node) lease() time.Duration {
 // suspectFreeze reports whether this process was frozen for longer than
 // the lease recently, or is resuming from such a freeze now.
 func (n *Node) suspectFreeze() bool {
-	n.freeze.mu.Lock()
-	defer n.freeze.mu.Unlock()
-	now := time.Now()
-	return now.Before(n.freeze.suspect) || !n.freeze.last.IsZero() && now.Sub(n.freeze.last) > n.lease()
+	now := time.Now().UnixNano()
+	last := n.freeze.last.Load()
+	return now < n.freeze.suspect.Load() || last != 0 && now-last > int64(n.lease())
 }
 
 // confirmByBarrier confirms leadership by committing a barrier entry.

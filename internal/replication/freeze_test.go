@@ -22,9 +22,7 @@ func TestReadIndexAfterFreezeCommitsABarrier(t *testing.T) {
 	if err := l.ReadIndex(ctxT(t)); err != nil || l.raft.LastIndex() != before {
 		t.Fatalf("an ordinary read-index: %v, log %d → %d (want no new entry)", err, before, l.raft.LastIndex())
 	}
-	l.freeze.mu.Lock()
-	l.freeze.last = time.Now().Add(-3 * time.Second) // as if the process had just been resumed
-	l.freeze.mu.Unlock()
+	l.freeze.last.Store(time.Now().Add(-3 * time.Second).UnixNano()) // as if the process had just been resumed
 	if !l.suspectFreeze() {
 		t.Fatal("a 3 s gap is not taken for a freeze")
 	}
