@@ -232,10 +232,12 @@ func (c *Cluster) Status() cluster.Status {
 func (c *Cluster) WaitLeader(timeout time.Duration, not string) *Member {
 	c.t.Helper()
 	var leader string
-	waitFor(c.t, timeout, "a leader other than "+fmt.Sprintf("%q", not), func() (bool, string) {
+	// A witness that wins an election hands leadership on at once, so a
+	// witness leader is not the active node the callers want.
+	waitFor(c.t, timeout, "a data-node leader other than "+fmt.Sprintf("%q", not), func() (bool, string) {
 		st := c.Status()
 		leader = st.Leader
-		return leader != "" && leader != not, fmt.Sprintf("leader %q term %d", st.Leader, st.Term)
+		return leader != "" && leader != not && c.Member(leader).Role != config.RoleWitness, fmt.Sprintf("leader %q term %d", st.Leader, st.Term)
 	})
 	return c.Member(leader)
 }
