@@ -275,12 +275,13 @@ func TestDeployOverSSH(t *testing.T) {
 	}
 
 	// Kill the active node's processes; the service continues.
-	st := l.status()
-	leader := st.Leader
-	lh := map[string]string{"n1": "d1", "n2": "d2"}[leader]
-	if lh == "" {
-		t.Fatalf("leader %q is not a data node", leader)
-	}
+	// (A witness that wins an election leads only until it hands off.)
+	var leader, lh string
+	waitFor(t, 30*time.Second, "a data node leading", func() (bool, string) {
+		leader = l.status().Leader
+		lh = map[string]string{"n1": "d1", "n2": "d2"}[leader]
+		return lh != "", fmt.Sprintf("leader %q", leader)
+	})
 	pidFile := filepath.Join(l.hosts[lh].dir, "keel", "node", "node.pid")
 	b, err := os.ReadFile(pidFile)
 	if err != nil {
@@ -318,7 +319,7 @@ func TestDeployOverSSH(t *testing.T) {
 	if !strings.Contains(out, "joined as data n3") {
 		t.Fatalf("third data host not joined:\n%s", out)
 	}
-	st = l.status()
+	st := l.status()
 	voters := 0
 	for _, n := range st.Nodes {
 		if n.Voter && n.Reachable {
