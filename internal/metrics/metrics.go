@@ -18,6 +18,7 @@ type Node struct {
 	CommitLatency  prometheus.Histogram   // propose → committed and applied on the leader
 	ApplyLatency   prometheus.Histogram   // state-machine apply of one batch
 	ReadIndexWait  prometheus.Histogram   // read-index barrier
+	ReadConfirms   *prometheus.CounterVec // how read-indexes confirmed leadership: heartbeat, barrier, sole-voter
 	BytesWritten   prometheus.Counter     // file payload bytes accepted by writes
 	AppliedEntries prometheus.Counter     // log entries applied
 	LeaderChanges  prometheus.Counter     // leadership observations
@@ -45,10 +46,12 @@ func NewNode() *Node {
 		})
 	}
 	m := &Node{
-		Registry:       prometheus.NewRegistry(),
-		CommitLatency:  lat("commit_latency_seconds", "Time from proposing a change to its being committed on a quorum and applied on the leader."),
-		ApplyLatency:   lat("apply_latency_seconds", "Time to apply one batch of committed entries to the state machine."),
-		ReadIndexWait:  lat("read_index_seconds", "Time a read waits for the leader to confirm leadership and apply up to the commit index."),
+		Registry:      prometheus.NewRegistry(),
+		CommitLatency: lat("commit_latency_seconds", "Time from proposing a change to its being committed on a quorum and applied on the leader."),
+		ApplyLatency:  lat("apply_latency_seconds", "Time to apply one batch of committed entries to the state machine."),
+		ReadIndexWait: lat("read_index_seconds", "Time a read waits for the leader to confirm leadership and apply up to the commit index."),
+		ReadConfirms: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "keel", Name: "read_index_confirmations_total",
+			Help: "Reads whose leadership check was a heartbeat round (heartbeat), a committed barrier entry after a freeze (barrier), or none because this node is the only voter (sole-voter)."}, []string{"how"}),
 		BytesWritten:   prometheus.NewCounter(prometheus.CounterOpts{Namespace: "keel", Name: "written_bytes_total", Help: "File payload bytes committed through this node."}),
 		AppliedEntries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "keel", Name: "applied_entries_total", Help: "Raft log entries applied to the state machine."}),
 		LeaderChanges:  prometheus.NewCounter(prometheus.CounterOpts{Namespace: "keel", Name: "leader_changes_total", Help: "Leadership changes observed by this node."}),
@@ -70,7 +73,7 @@ func NewNode() *Node {
 			Help: "Bytes uploaded to backup stores by scheduled backups, by schedule."}, []string{"schedule"}),
 	}
 	m.Registry.MustRegister(
-		m.CommitLatency, m.ApplyLatency, m.ReadIndexWait, m.BytesWritten, m.AppliedEntries,
+		m.CommitLatency, m.ApplyLatency, m.ReadIndexWait, m.ReadConfirms, m.BytesWritten, m.AppliedEntries,
 		m.LeaderChanges, m.IsLeader, m.Term, m.LogBytes, m.SnapshotBytes, m.RaftSentBytes,
 		m.RaftRecvBytes, m.SnapshotsTaken, m.SnapshotsSent, m.Errors,
 		m.BackupRuns, m.BackupLastSuccess, m.BackupUploaded,

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"keel/internal/fsstate"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // After a freeze longer than the lease, a read-index confirms leadership
@@ -40,5 +42,35 @@ func TestReadIndexAfterFreezeCommitsABarrier(t *testing.T) {
 	time.Sleep(2*l.lease() + 5*freezeTick)
 	if l.suspectFreeze() {
 		t.Fatal("still suspicious two leases after the freeze")
+	}
+}
+
+// A sole voter confirms reads without a heartbeat round; with peers every
+// read is confirmed by one.
+func TestReadIndexOfASoleVoter(t *testing.T) {
+	for _, tc := range []struct {
+		roles []string
+		how   string
+	}{{[]string{RoleData}, "sole-voter"}, {[]string{RoleData, RoleData, RoleData}, "heartbeat"}} {
+		c := newTestCluster(t, tc.roles...)
+		c.startAll()
+		c.apply(&fsstate.Command{Op: fsstate.OpCreateVolume, VolName: "v", SizeLimit: 1 << 30})
+		l := c.leader()
+		if err := l.ReadIndex(ctxT(t)); err != nil { // the term's first read commits a barrier
+			t.Fatal(err)
+		}
+		before := l.raft.LastIndex()
+		for range 20 {
+			if err := l.ReadIndex(ctxT(t)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := testutil.ToFloat64(l.metrics.ReadConfirms.WithLabelValues(tc.how)); got != 21 {
+			t.Errorf("%d voters: %v reads confirmed by %s, want 21", len(tc.roles), got, tc.how)
+		}
+		if l.raft.LastIndex() != before {
+			t.Errorf("%d voters: reads appended entries (log %d → %d)", len(tc.roles), before, l.raft.LastIndex())
+		}
+		c.closeAll()
 	}
 }
