@@ -21,6 +21,9 @@ type dataFSM struct {
 	snaps   *snapStore
 	metrics *metrics.Node
 	applied appliedTracker
+	// sinceSnapshot counts entry bytes applied since the last snapshot
+	// (snapbytes.go).
+	sinceSnapshot atomic.Uint64
 }
 
 func (f *dataFSM) Apply(l *raft.Log) interface{} { return f.ApplyBatch([]*raft.Log{l})[0] }
@@ -30,7 +33,9 @@ func (f *dataFSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	out := make([]interface{}, len(logs))
 	entries := make([]fsstate.Entry, 0, len(logs))
 	pos := make([]int, 0, len(logs))
+	var size uint64
 	for i, l := range logs {
+		size += uint64(len(l.Data))
 		if l.Type == raft.LogCommand {
 			entries = append(entries, fsstate.Entry{Index: l.Index, Term: l.Term, Data: l.Data})
 			pos = append(pos, i)
@@ -45,6 +50,7 @@ func (f *dataFSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	if n := len(logs); n > 0 {
 		f.applied.set(logs[n-1].Index)
 	}
+	f.sinceSnapshot.Add(size)
 	f.metrics.ApplyLatency.Observe(time.Since(start).Seconds())
 	f.metrics.AppliedEntries.Add(float64(len(entries)))
 	return out
@@ -54,6 +60,9 @@ func (f *dataFSM) ApplyBatch(logs []*raft.Log) []interface{} {
 // index. It runs on the FSM goroutine, so no entry is applied meanwhile.
 func (f *dataFSM) Snapshot() (raft.FSMSnapshot, error) {
 	dir := f.snaps.pendingDir()
+	// Snapshot runs on raft's FSM goroutine, between batches: the count
+	// restarts exactly at what the checkpoint holds.
+	f.sinceSnapshot.Store(0)
 	if err := f.store.Checkpoint(dir); err != nil {
 		return nil, fmt.Errorf("replication: checkpoint: %w", err)
 	}

@@ -52,7 +52,11 @@ type Config struct {
 	ApplyTimeout       time.Duration
 	SnapshotInterval   time.Duration
 	SnapshotThreshold  uint64
-	TrailingLogs       uint64
+	// SnapshotBytes: a data node also snapshots after applying this many
+	// bytes of entries (0: DefaultSnapshotBytes), which bounds the log a
+	// restart reads (snapbytes.go).
+	SnapshotBytes uint64
+	TrailingLogs  uint64
 	// MinFreeBytes is the free space the data disk must keep: below it the
 	// leader refuses changes that add data (ENOSPC), while removals, which
 	// free space, still go through. 0 means 64 MiB.
@@ -258,6 +262,14 @@ func Open(cfg Config) (*Node, error) {
 	n.wg.Add(2)
 	go n.watchLeadership(obs)
 	go n.watchFreezes()
+	if n.data != nil {
+		limit := cfg.SnapshotBytes
+		if limit == 0 {
+			limit = DefaultSnapshotBytes
+		}
+		n.wg.Add(1)
+		go n.watchSnapshotBytes(limit)
+	}
 	return n, nil
 }
 
