@@ -15,6 +15,7 @@ type NFSResult struct {
 	SizeBytes uint64            `json:"size_bytes"`
 	Files     int               `json:"files"`
 	Workers   int               `json:"metadata_connections"`
+	Warmup    bool              `json:"warmup"` // one unmeasured copy in and out first, on every server
 	Servers   []NFSServerResult `json:"servers"`
 	Checks    []Check           `json:"checks"`
 }
@@ -154,7 +155,11 @@ func cell(ph Phase, v float64, format string) string {
 func WriteNFSText(w io.Writer, r *NFSResult) {
 	fmt.Fprintf(w, "keel bench nfs: %s copied in and out with nfs-cp (libnfs); %d × CREATE + GETATTR + REMOVE from %d connections of keel's Go NFSv3 client; %d CPUs\n",
 		formatBytes(r.SizeBytes), r.Files, r.Workers, r.CPUs)
-	fmt.Fprintf(w, "every server on the disk of %s (removed); keel's client talks to the leader's NFS port; MiB = 2^20 bytes; an op is one NFS call\n\n", r.Dir)
+	warm := "no warm-up"
+	if r.Warmup {
+		warm = "after one unmeasured copy in and out on each server"
+	}
+	fmt.Fprintf(w, "every server on the disk of %s (removed); %s; keel's client talks to the leader's NFS port; MiB = 2^20 bytes; an op is one NFS call\n\n", r.Dir, warm)
 	const row = "%-32s %11s %10s %10s   %s\n"
 	fmt.Fprintf(w, row, "", "write MiB/s", "read MiB/s", "meta ops/s", "an acknowledged WRITE is")
 	for i := range r.Servers {

@@ -124,6 +124,7 @@ used, and compares with keel's targets. Needs nfs-cp (apt-get install libnfs-uti
 	cmd.Flags().StringVar(&size, "size", "256MiB", "size of the file copied in and out with nfs-cp")
 	cmd.Flags().IntVar(&o.Files, "files", o.Files, "files created, inspected and removed by the metadata loop")
 	cmd.Flags().StringSliceVar(&o.Servers, "servers", o.Servers, "servers to measure, of keel-1, keel-3 and ganesha")
+	cmd.Flags().BoolVar(&o.Warmup, "warmup", o.Warmup, "copy the file in and out once, unmeasured, on each server before measuring (--warmup=false: measure the first copy)")
 	addJSON(cmd, g)
 	return cmd
 }
