@@ -30,17 +30,17 @@ import (
 
 // NFSOptions say what RunNFS measures and where.
 type NFSOptions struct {
-	Dir        string    // parent of the per-run temporary directory; default os.TempDir()
-	Size       uint64    // bytes of the sequential copy
-	Files      int       // files of the metadata loop
-	Workers    int       // connections of the metadata loop
-	Servers    []string  // kinds to measure (KindKeel1, KindKeel3, KindGanesha), in this order
+	Dir     string   // parent of the per-run temporary directory; default os.TempDir()
+	Size    uint64   // bytes of the sequential copy
+	Files   int      // files of the metadata loop
+	Workers int      // connections of the metadata loop
+	Servers []string // kinds to measure (KindKeel1, KindKeel3, KindGanesha), in this order
 	// Warmup copies the file in and out once, unmeasured, before the
 	// measured copies, on every server alike. On a VM the first use of
 	// memory the guest has freed costs a hypervisor fault per page (on the
 	// test machine, touching 18 GiB took 57 s of system CPU), so the first
 	// copy into a fresh server measures the host more than the server.
-	Warmup bool
+	Warmup     bool
 	Executable string    // the keel binary
 	Progress   io.Writer // progress lines; nil discards them
 }
