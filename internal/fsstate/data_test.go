@@ -2,6 +2,7 @@ package fsstate
 
 import (
 	"bytes"
+	"fmt"
 	"syscall"
 	"testing"
 )
@@ -90,6 +91,27 @@ func TestSparseFile(t *testing.T) {
 	// A hole in the middle of a chunk, read alone.
 	if got, _ := h.read(v.ID, f.Ino, 5*ChunkSize+7, 1000); !bytes.Equal(got, make([]byte, 1000)) {
 		t.Fatal("hole is not zeros")
+	}
+}
+
+// ReadInto a buffer full of old data reads holes, and the bytes past a
+// chunk's stored length, as zeros, like Read.
+func TestReadIntoDirtyBuffer(t *testing.T) {
+	h := newHarness(t)
+	v := h.volume("v", 1<<30)
+	f := h.file(v.ID, RootIno, "sparse")
+	h.write(v.ID, f.Ino, 3, []byte("head"))
+	h.write(v.ID, f.Ino, 2*ChunkSize+10, pattern(ChunkSize, 9)) // spans chunks 2 and 3
+	h.write(v.ID, f.Ino, 6*ChunkSize+100, []byte("tail"))
+	size := int(h.attr(v.ID, f.Ino).Size)
+	for _, c := range []struct{ off, n int }{{0, size}, {1, 5}, {5, ChunkSize}, {ChunkSize - 1, 3 * ChunkSize}, {4 * ChunkSize, 3 * ChunkSize}, {size - 2, 100}} {
+		want, wantEOF := h.read(v.ID, f.Ino, uint64(c.off), uint32(c.n))
+		buf := bytes.Repeat([]byte{0xee}, c.n)
+		n, eof, err := h.s.ReadInto(v.ID, f.Ino, uint64(c.off), buf)
+		if err != nil || eof != wantEOF {
+			t.Fatalf("ReadInto(%d, %d): %v eof=%v, want eof=%v", c.off, c.n, err, eof, wantEOF)
+		}
+		mustEqualBytes(t, buf[:n], want, fmt.Sprintf("ReadInto(%d, %d)", c.off, c.n))
 	}
 }
 

@@ -137,6 +137,26 @@ func (s *Store) Lookup(vol, dir uint64, name string) (a Attr, err error) {
 // as zeros; a read reaching the end of the file returns eof true, with short
 // (possibly empty) data. EISDIR for a directory, EINVAL for a symlink.
 func (s *Store) Read(vol, ino, off uint64, n uint32) (data []byte, eof bool, err error) {
+	var buf []byte
+	got, eof, err := s.read(vol, ino, off, n, func(size int) []byte {
+		buf = make([]byte, size)
+		return buf
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return buf[:got], eof, nil
+}
+
+// ReadInto is Read into buf (up to len(buf) bytes), which need not be
+// zeroed: it returns how many bytes of buf hold the file's data.
+func (s *Store) ReadInto(vol, ino, off uint64, buf []byte) (n int, eof bool, err error) {
+	return s.read(vol, ino, off, uint32(min(len(buf), MaxRead)), func(size int) []byte { return buf[:size] })
+}
+
+// read reads up to n bytes at off into the buffer alloc returns for the
+// size that the file holds there.
+func (s *Store) read(vol, ino, off uint64, n uint32, alloc func(size int) []byte) (got int, eof bool, err error) {
 	err = s.view(func(r reader) error {
 		f, err := getInode(r, vol, ino)
 		if err != nil {
@@ -150,7 +170,8 @@ func (s *Store) Read(vol, ino, off uint64, n uint32) (data []byte, eof bool, err
 			return syscall.EINVAL
 		}
 		if off >= f.Size {
-			data, eof = []byte{}, true
+			alloc(0)
+			eof = true
 			return nil
 		}
 		end := off + uint64(min(n, MaxRead))
@@ -158,20 +179,21 @@ func (s *Store) Read(vol, ino, off uint64, n uint32) (data []byte, eof bool, err
 			end = f.Size
 		}
 		eof = end == f.Size
-		data = make([]byte, end-off)
-		if len(data) == 0 {
+		data := alloc(int(end - off))
+		got = len(data)
+		if got == 0 {
 			return nil
 		}
 		return readChunks(r, vol, ino, off, data)
 	})
 	if err != nil {
-		return nil, false, err
+		return 0, false, err
 	}
-	return data, eof, nil
+	return got, eof, nil
 }
 
 // readChunks fills buf with the file data at off; missing chunks and bytes
-// past a chunk's stored length stay zero.
+// past a chunk's stored length read as zeros (buf may hold anything).
 func readChunks(r reader, vol, ino, off uint64, buf []byte) error {
 	end := off + uint64(len(buf))
 	lower := chunkKey(vol, ino, off/ChunkSize)
@@ -180,6 +202,7 @@ func readChunks(r reader, vol, ino, off uint64, buf []byte) error {
 	if err != nil {
 		return fmt.Errorf("fsstate: read: %w", err)
 	}
+	pos := off // buf is filled up to pos; chunks come in offset order
 	for ok := it.First(); ok; ok = it.Next() {
 		k := it.Key()
 		if len(k) != 25 {
@@ -194,12 +217,15 @@ func readChunks(r reader, vol, ino, off uint64, buf []byte) error {
 		lo := max(off, base)
 		hi := min(end, base+uint64(len(v)))
 		if hi > lo {
+			clear(buf[pos-off : lo-off]) // a hole before this chunk's data
 			copy(buf[lo-off:hi-off], v[lo-base:hi-base])
+			pos = hi
 		}
 	}
 	if err := it.Close(); err != nil {
 		return fmt.Errorf("fsstate: read: %w", err)
 	}
+	clear(buf[pos-off:])
 	return nil
 }
 

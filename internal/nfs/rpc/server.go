@@ -44,6 +44,21 @@ type Call struct {
 	Local  netip.AddrPort
 	Flavor rpcv2.AuthFlavor
 	Sys    *rpcv2.AuthsysParms // AUTH_SYS credentials, nil for AUTH_NONE
+
+	replied []func() // run once the reply is written (or dropped)
+}
+
+// AfterReply arranges for f to run once the call's reply has been written
+// to the connection, or given up on: a procedure that hands the encoder a
+// pooled buffer (a READ's data, sent without a copy) returns it to its
+// pool there. It reports false, and f does not run, outside a served call.
+func AfterReply(ctx context.Context, f func()) bool {
+	c, ok := CallFrom(ctx)
+	if !ok {
+		return false
+	}
+	c.replied = append(c.replied, f)
+	return true
 }
 
 type callKey struct{}
@@ -357,6 +372,11 @@ func (cn *conn) handle(rec []byte) {
 	}
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), callKey{}, call))
 	defer cancel()
+	defer func() { // after the reply (deferred calls run last in, first out)
+		for _, f := range call.replied {
+			f()
+		}
+	}()
 	// The results are encoded after room for the record mark and the
 	// reply header, which are filled in then; a READ's data is not copied
 	// at all (see results).
