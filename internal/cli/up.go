@@ -289,7 +289,7 @@ func waitForLeader(ctx context.Context, c *cluster.Client, nodes []*upNode, wait
 }
 
 func printUp(w io.Writer, lay *config.Layout, nodes []*upNode, vols []cluster.VolumeInfo, dir, listen, leader string) {
-	fmt.Fprintf(w, "keel is up: cluster %s, %d nodes, in %s\n\n", lay.ClusterID, len(nodes), lay.Dir)
+	fmt.Fprintf(w, "keel is up: cluster %s, %s, in %s\n\n", lay.ClusterID, plural(len(nodes), "node"), lay.Dir)
 	for _, n := range nodes {
 		fmt.Fprintf(w, "  %-4s %-8s pid %-7d raft %-16s admin https://%-16s nfs %-16s log %s\n", n.ID, n.Role, n.PID, n.Raft, n.Admin, n.NFS, n.Log)
 	}
@@ -306,4 +306,12 @@ func printUp(w io.Writer, lay *config.Layout, nodes []*upNode, vols []cluster.Vo
 	fmt.Fprintf(w, "Without an NFS client:  keel fs put FILE data:/FILE --dir %s\n\n", dir)
 	fmt.Fprintf(w, "In another terminal:  keel status --dir %s\n", dir)
 	fmt.Fprintln(w, "Ctrl-C stops every node.")
+}
+
+// plural gives "1 node", "3 nodes".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
