@@ -24,6 +24,7 @@ type Config struct {
 	TLS       TLSFiles   `yaml:"tls"`
 	Raft      Raft       `yaml:"raft"`
 	Log       Log        `yaml:"log"`
+	NFS       NFS        `yaml:"nfs,omitempty"`
 
 	// Prefer names the data node that should be active whenever it is up and
 	// caught up (Heartbeat's auto_failback on): leadership returns to it.
@@ -95,6 +96,26 @@ type Raft struct {
 	SnapshotThreshold  uint64   `yaml:"snapshot_threshold"`
 	TrailingLogs       uint64   `yaml:"trailing_logs"`
 }
+
+// NFS bounds the memory the NFS server's clients can make it hold: the
+// calls in flight (request records being read or served, replies not yet
+// written). A connection that reaches its share, or finds the budget taken,
+// is not read until replies go out (TCP backpressure); none is refused.
+type NFS struct {
+	// MaxInflightBytes is the budget of all connections together; 0:
+	// 256MiB. At least 4MiB.
+	MaxInflightBytes Size `yaml:"max_inflight_bytes,omitempty"`
+	// MaxConnInflightBytes is one connection's share; 0: a sixteenth of
+	// max_inflight_bytes (16MiB of 256MiB). At least 4MiB (one 1 MiB
+	// WRITE or READ and then some), at most max_inflight_bytes.
+	MaxConnInflightBytes Size `yaml:"max_conn_inflight_bytes,omitempty"`
+}
+
+// Limits of the nfs section (MinNFSInflight is rpc.MinConnInFlightBytes).
+const (
+	DefaultNFSInflight = 256 << 20
+	MinNFSInflight     = 4 << 20
+)
 
 // Log configures logging.
 type Log struct {

@@ -139,7 +139,7 @@ var unknownFieldRe = regexp.MustCompile(`^line (\d+): field (\S+) not found in t
 var sections = map[string]string{
 	"Config": "at the top level", "Client": "at the top level",
 	"NodeConfig": "in node", "Peer": "in peers", "TLSFiles": "in tls",
-	"Raft": "in raft", "Log": "in log",
+	"Raft": "in raft", "Log": "in log", "NFS": "in nfs",
 }
 
 func explain(msgs []string) []string {

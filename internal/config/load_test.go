@@ -149,3 +149,40 @@ func TestDurationRoundTrip(t *testing.T) {
 		t.Fatalf("mode %v", fi.Mode())
 	}
 }
+
+func TestLoadNFSSizes(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	c, err := Load(writeFile(t, dir, "node.yaml", nodeYAML+"nfs:\n  max_inflight_bytes: 1GiB\n  max_conn_inflight_bytes: 33554432\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NFS.MaxInflightBytes != 1<<30 || c.NFS.MaxConnInflightBytes != 32<<20 {
+		t.Fatalf("nfs %+v", c.NFS)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "out.yaml")
+	if err := Write(p, c); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(p); !strings.Contains(string(b), "max_inflight_bytes: 1GiB") || !strings.Contains(string(b), "max_conn_inflight_bytes: 32MiB") {
+		t.Fatalf("sizes not written in binary units:\n%s", b)
+	}
+	if back, err := Load(p); err != nil || back.NFS != c.NFS {
+		t.Fatalf("read back %+v, %v; want %+v", back.NFS, err, c.NFS)
+	}
+	_, err = Load(writeFile(t, dir, "bad.yaml", nodeYAML+"nfs:\n  max_inflight_bytes: lots\n"))
+	if err == nil || !strings.Contains(err.Error(), `"lots"`) || !strings.Contains(err.Error(), "256MiB") && !strings.Contains(err.Error(), "500MiB") {
+		t.Fatalf("a bad size: %v", err)
+	}
+	// Without an nfs section nothing is written for it.
+	g := good()
+	if err := Write(p, &g); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(p); strings.Contains(string(b), "nfs:") {
+		t.Fatalf("an empty nfs section was written:\n%s", b)
+	}
+}

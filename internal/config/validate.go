@@ -137,6 +137,7 @@ func (c *Config) Validate() error {
 	v.set("tls.secret", c.TLS.Secret, "set it to the cluster secret file, e.g. secret from `keel init`")
 
 	v.raft(c.Raft)
+	v.nfs(c.NFS)
 
 	// Log.
 	switch c.Log.Level {
@@ -381,6 +382,28 @@ func (v *collector) raft(r Raft) {
 		v.add("raft.leader_lease_timeout", r.LeaderLeaseTimeout.String(),
 			fmt.Sprintf("is longer than raft.heartbeat_timeout (%s), which raft does not allow", r.HeartbeatTimeout),
 			"set it to at most raft.heartbeat_timeout, e.g. half of it")
+	}
+}
+
+// nfs checks the NFS memory bounds.
+func (v *collector) nfs(n NFS) {
+	budget := uint64(n.MaxInflightBytes)
+	if budget == 0 {
+		budget = DefaultNFSInflight
+	} else if budget < MinNFSInflight {
+		v.add("nfs.max_inflight_bytes", n.MaxInflightBytes.String(), "is below the minimum of 4MiB",
+			"set it to at least 4MiB, or remove it for the default of 256MiB")
+		return
+	}
+	switch share := uint64(n.MaxConnInflightBytes); {
+	case share == 0:
+	case share < MinNFSInflight:
+		v.add("nfs.max_conn_inflight_bytes", n.MaxConnInflightBytes.String(), "is below the minimum of 4MiB (one 1 MiB call and its reply)",
+			"set it to at least 4MiB, or remove it for a sixteenth of nfs.max_inflight_bytes")
+	case share > budget:
+		v.add("nfs.max_conn_inflight_bytes", n.MaxConnInflightBytes.String(),
+			fmt.Sprintf("is more than nfs.max_inflight_bytes (%s), the budget of all connections", Size(budget)),
+			"set it to at most nfs.max_inflight_bytes, or raise that")
 	}
 }
 

@@ -93,6 +93,13 @@ func TestValidate(t *testing.T) {
 		{"no apply timeout", func(c *Config) { c.Raft.ApplyTimeout = 0 }, []string{"raft.apply_timeout"}},
 		{"negative commit", func(c *Config) { c.Raft.CommitTimeout = -1 }, []string{"raft.commit_timeout"}},
 		{"bad log", func(c *Config) { c.Log = Log{Level: "loud", Format: "xml"} }, []string{"log.level", "log.format"}},
+		{"nfs bounds", func(c *Config) { c.NFS = NFS{MaxInflightBytes: 1 << 30, MaxConnInflightBytes: 64 << 20} }, nil},
+		{"nfs share of the default budget", func(c *Config) { c.NFS.MaxConnInflightBytes = 256 << 20 }, nil},
+		{"nfs budget too small", func(c *Config) { c.NFS.MaxInflightBytes = 1 << 20 }, []string{"nfs.max_inflight_bytes"}},
+		{"nfs share too small", func(c *Config) { c.NFS.MaxConnInflightBytes = 64 << 10 }, []string{"nfs.max_conn_inflight_bytes"}},
+		{"nfs share over the budget", func(c *Config) { c.NFS = NFS{MaxInflightBytes: 32 << 20, MaxConnInflightBytes: 64 << 20} },
+			[]string{"nfs.max_conn_inflight_bytes"}},
+		{"nfs share over the default budget", func(c *Config) { c.NFS.MaxConnInflightBytes = 512 << 20 }, []string{"nfs.max_conn_inflight_bytes"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -32,6 +32,11 @@ type Node struct {
 	SnapshotsSent  prometheus.Counter // snapshot streams opened for install on a follower
 	Errors         *prometheus.CounterVec
 
+	NFSInFlightBytes prometheus.Gauge       // bytes held by NFS calls in flight, all connections
+	NFSInFlightLimit prometheus.Gauge       // the server-wide budget of those bytes
+	NFSInFlightWaits *prometheus.CounterVec // calls that waited for memory, by limit (connection, server)
+	NFSStalledClosed prometheus.Counter     // connections closed for holding memory while their peer stalled
+
 	BackupRuns        *prometheus.CounterVec // scheduled backups by schedule and result (ok, skipped, failed)
 	BackupLastSuccess *prometheus.GaugeVec   // Unix time of each schedule's last successful backup
 	BackupUploaded    *prometheus.CounterVec // bytes uploaded by scheduled backups
@@ -65,6 +70,15 @@ func NewNode() *Node {
 		SnapshotsSent:  prometheus.NewCounter(prometheus.CounterOpts{Namespace: "keel", Name: "raft_snapshots_sent_total", Help: "Snapshots streamed to followers that were too far behind for the log."}),
 		Errors:         prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "keel", Name: "errors_total", Help: "Errors by kind."}, []string{"kind"}),
 
+		NFSInFlightBytes: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "keel", Name: "nfs_inflight_bytes",
+			Help: "Bytes held by NFS calls in flight on all connections: request records being read or served, and reservations for replies not yet written."}),
+		NFSInFlightLimit: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "keel", Name: "nfs_inflight_limit_bytes",
+			Help: "The server-wide budget of keel_nfs_inflight_bytes (nfs.max_inflight_bytes)."}),
+		NFSInFlightWaits: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "keel", Name: "nfs_inflight_waits_total",
+			Help: "NFS calls whose connection stopped being read until memory was free: limit=connection (its own calls held its share, nfs.max_conn_inflight_bytes) or server (all connections held the budget)."}, []string{"limit"}),
+		NFSStalledClosed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "keel", Name: "nfs_stalled_connections_closed_total",
+			Help: "NFS connections closed because they held memory others waited for while their client read no reply and sent no bytes for 5 s."}),
+
 		BackupRuns: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "keel", Name: "backup_runs_total",
 			Help: "Scheduled backups run on this node, by schedule (volume or @state) and result (ok, skipped, failed)."}, []string{"schedule", "result"}),
 		BackupLastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "keel", Name: "backup_last_success_timestamp_seconds",
@@ -76,6 +90,7 @@ func NewNode() *Node {
 		m.CommitLatency, m.ApplyLatency, m.ReadIndexWait, m.ReadConfirms, m.BytesWritten, m.AppliedEntries,
 		m.LeaderChanges, m.IsLeader, m.Term, m.LogBytes, m.SnapshotBytes, m.RaftSentBytes,
 		m.RaftRecvBytes, m.SnapshotsTaken, m.SnapshotsSent, m.Errors,
+		m.NFSInFlightBytes, m.NFSInFlightLimit, m.NFSInFlightWaits, m.NFSStalledClosed,
 		m.BackupRuns, m.BackupLastSuccess, m.BackupUploaded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

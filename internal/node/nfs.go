@@ -66,8 +66,14 @@ func (n *Node) startNFS() error {
 			mount.MOUNT_PROGRAM_PROGRAM_NUMBER: nfsmount.V3Only(mount.NewMountProgramService(&nfsmount.Service{FS: n.fs, Handles: handles})),
 			portmap.Program:                    portmap.Service(maps),
 		},
-		Logger: n.log.With("component", "rpc"),
+		Logger:               n.log.With("component", "rpc"),
+		MaxInFlightBytes:     int64(n.cfg.NFS.MaxInflightBytes),
+		MaxConnInFlightBytes: int64(n.cfg.NFS.MaxConnInflightBytes),
+		ReplyBound:           nfs3.ReplyBound,
+		Metrics: &rpc.Metrics{InFlightBytes: n.metrics.NFSInFlightBytes, Waits: n.metrics.NFSInFlightWaits,
+			StalledClosed: n.metrics.NFSStalledClosed},
 	}
+	n.metrics.NFSInFlightLimit.Set(float64(n.nfs.InFlightLimit()))
 	n.nfsLn = ln
 	go func() {
 		if err := n.nfs.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {

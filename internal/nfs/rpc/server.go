@@ -10,6 +10,11 @@
 // neither the xid nor the peer address in the context, answers a malformed
 // argument by dropping the connection instead of GARBAGE_ARGS, and bounds
 // neither record sizes nor calls in flight.
+//
+// Memory is bounded per connection and server-wide (see budget.go): the
+// bytes of the calls in flight (their records and reply reservations) are
+// charged before they are taken, and a connection that cannot get them
+// stops being read until its replies are written.
 package rpc
 
 import (
@@ -25,6 +30,7 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/buildbarn/go-xdr/pkg/protocols/rpcv2"
@@ -84,14 +90,34 @@ const (
 type Server struct {
 	Programs    map[uint32]Service
 	MaxRecord   int
-	MaxInFlight int
+	MaxInFlight int           // calls in flight per connection
 	IdleTimeout time.Duration // 0: none
 	Logger      *slog.Logger
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	lns   map[net.Listener]struct{}
-	done  bool
+	// MaxInFlightBytes bounds the bytes held by the calls in flight on all
+	// connections together (0: DefaultMaxInFlightBytes),
+	// MaxConnInFlightBytes those of one connection (0: a sixteenth of the
+	// budget). A share is at least what the largest call needs
+	// (MinConnInFlightBytes will do), and at most the whole budget.
+	MaxInFlightBytes     int64
+	MaxConnInFlightBytes int64
+	// StallTimeout: see DefaultStallTimeout (0: that).
+	StallTimeout time.Duration
+	// ReplyBound returns the most bytes the reply to a call may take,
+	// given its program, version, procedure and the start of its
+	// arguments (perhaps cut short); the call reserves that much until its
+	// reply is written. Nil: MaxReplyBound for every call.
+	ReplyBound func(prog, vers, proc uint32, args []byte) int
+	Metrics    *Metrics
+
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	lns      map[net.Listener]struct{}
+	done     bool
+	lastScan int64 // Unix nanoseconds of closeStalled's last scan
+
+	budgetOnce sync.Once
+	bytes      *weighted
 }
 
 var errClosed = errors.New("rpc: server closed")
@@ -130,8 +156,8 @@ func (s *Server) Close() {
 	for ln := range s.lns {
 		_ = ln.Close()
 	}
-	for c := range s.conns {
-		_ = c.Close()
+	for cn := range s.conns {
+		cn.close()
 	}
 }
 
@@ -140,16 +166,16 @@ func (s *Server) Close() {
 func (s *Server) CloseConnections() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for c := range s.conns {
-		_ = c.Close()
+	for cn := range s.conns {
+		cn.close()
 	}
 }
 
-func (s *Server) track(c net.Conn, add bool) bool {
+func (s *Server) track(c *conn, add bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.conns == nil {
-		s.conns = map[net.Conn]struct{}{}
+		s.conns = map[*conn]struct{}{}
 	}
 	if add {
 		if s.done {
@@ -171,18 +197,21 @@ func addrPort(a net.Addr) netip.AddrPort {
 	return ap
 }
 
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+// readBufSize is each connection's read buffer: a small call arrives
+// whole in it, and a large record's body is read past it, straight into
+// the record's memory. It is all an idle or half-open connection costs
+// beyond its goroutine (10,000 of them: 40 MiB).
+const readBufSize = 4 << 10
+
 // ServeConn serves one connection until it closes or sends garbage framing.
 func (s *Server) ServeConn(c net.Conn) {
-	if !s.track(c, true) {
-		c.Close()
-		return
-	}
-	defer s.track(c, false)
-	defer c.Close()
-	log := s.Logger
-	if log == nil {
-		log = slog.Default()
-	}
 	maxRecord := s.MaxRecord
 	if maxRecord <= 0 {
 		maxRecord = DefaultMaxRecord
@@ -192,28 +221,39 @@ func (s *Server) ServeConn(c net.Conn) {
 		maxInFlight = DefaultMaxInFlight
 	}
 	cn := &conn{c: c, remote: addrPort(c.RemoteAddr()), local: addrPort(c.LocalAddr()), server: s,
-		sem: make(chan struct{}, maxInFlight)}
-	r := bufio.NewReaderSize(c, 64<<10)
+		sem: make(chan struct{}, maxInFlight), done: make(chan struct{}),
+		share: &weighted{limit: s.connLimit(maxRecord)}}
+	if !s.track(cn, true) {
+		c.Close()
+		return
+	}
+	defer s.track(cn, false)
+	defer cn.close()
+	r := bufio.NewReaderSize(c, readBufSize)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
 		if s.IdleTimeout > 0 {
 			_ = c.SetReadDeadline(time.Now().Add(s.IdleTimeout))
 		}
-		rec, release, err := readCallRecord(r, maxRecord)
+		ic, err := cn.readCall(r, maxRecord)
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-				log.Debug("rpc connection closed", "remote", cn.remote, "err", err)
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, errConnClosed) {
+				s.logger().Debug("rpc connection closed", "remote", cn.remote, "err", err)
 			}
 			return
 		}
-		cn.sem <- struct{}{}
+		select {
+		case cn.sem <- struct{}{}:
+		case <-cn.done:
+			ic.finish(cn)
+			return
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-cn.sem }()
-			defer release()
-			cn.handle(rec)
+			cn.handle(ic)
 		}()
 	}
 }
@@ -286,28 +326,12 @@ func readFragment(r io.Reader, rec []byte, n int) ([]byte, error) {
 const bigRecord = 1<<20 + 64<<10
 
 // records holds buffers for large records (WRITEs), so that each one is
-// not a fresh, zeroed megabyte. A record goes back when its call is
-// answered: a procedure keeps no slice of its arguments past its return
-// (the state machine's commands are encoded before it returns).
+// not a fresh, zeroed megabyte. A record goes back (and its bytes to the
+// budget) when its procedure returns, before the reply is written: a
+// procedure keeps no slice of its arguments past its return (the state
+// machine's commands are encoded before it returns), and the results keep
+// only slices the procedure made (a READ's data).
 var records = sync.Pool{New: func() any { b := make([]byte, bigRecord); return &b }}
-
-// readCallRecord reads a record, into a pooled buffer; release gives the
-// buffer back.
-func readCallRecord(r *bufio.Reader, max int) (rec []byte, release func(), err error) {
-	// A small record (most calls) is read as it is: peek at the first
-	// fragment's length when its header is already buffered.
-	if hdr, perr := r.Peek(4); perr == nil && int(binary.BigEndian.Uint32(hdr)&^0x80000000) < 64<<10 {
-		rec, err = ReadRecord(r, max)
-		return rec, func() {}, err
-	}
-	bp := records.Get().(*[]byte)
-	rec, err = readRecordInto(r, max, *bp)
-	if err != nil || cap(rec) != bigRecord || &rec[:1][0] != &(*bp)[:1][0] {
-		records.Put(bp) // not used (an error, or the record outgrew it)
-		return rec, func() {}, err
-	}
-	return rec, func() { records.Put(bp) }, nil
-}
 
 type conn struct {
 	c      net.Conn
@@ -316,9 +340,26 @@ type conn struct {
 	server *Server
 	sem    chan struct{}
 	wmu    sync.Mutex
+
+	share      *weighted // this connection's bytes in flight
+	done       chan struct{}
+	closeOnce  sync.Once
+	readStall  atomic.Int64 // see stalledSince
+	writeStall atomic.Int64
+	chunk      net.Buffers // write's, reused under wmu
 }
 
-func (cn *conn) handle(rec []byte) {
+// close closes the connection and wakes whatever waits on its behalf.
+func (cn *conn) close() {
+	cn.closeOnce.Do(func() {
+		close(cn.done)
+		_ = cn.c.Close()
+	})
+}
+
+func (cn *conn) handle(ic *inCall) {
+	defer ic.finish(cn) // after the reply and the AfterReply functions
+	rec := ic.rec
 	xid := uint32(0)
 	if len(rec) >= 4 {
 		xid = binary.BigEndian.Uint32(rec)
@@ -331,7 +372,7 @@ func (cn *conn) handle(rec []byte) {
 				log = slog.Default()
 			}
 			log.Error("rpc: procedure panicked", "xid", xid, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			cn.reply(accepted(xid, &rpcv2.AcceptedReplyData_default{Stat: rpcv2.SYSTEM_ERR}), nil)
+			cn.reply(ic, accepted(xid, &rpcv2.AcceptedReplyData_default{Stat: rpcv2.SYSTEM_ERR}), nil)
 		}
 	}()
 	rd := &recordReader{b: rec}
@@ -345,7 +386,7 @@ func (cn *conn) handle(rec []byte) {
 	}
 	cb := &body.Cbody
 	if cb.Rpcvers != 2 {
-		cn.reply(denied(msg.Xid, &rpcv2.RejectedReply_RPC_MISMATCH{MismatchInfo: struct {
+		cn.reply(ic, denied(msg.Xid, &rpcv2.RejectedReply_RPC_MISMATCH{MismatchInfo: struct {
 			Low  uint32
 			High uint32
 		}{2, 2}}), nil)
@@ -357,17 +398,17 @@ func (cn *conn) handle(rec []byte) {
 	case rpcv2.AUTH_SYS:
 		var p rpcv2.AuthsysParms
 		if _, err := p.ReadFrom(bytes.NewReader(cb.Cred.Body)); err != nil {
-			cn.reply(denied(msg.Xid, &rpcv2.RejectedReply_AUTH_ERROR{Stat: rpcv2.AUTH_BADCRED}), nil)
+			cn.reply(ic, denied(msg.Xid, &rpcv2.RejectedReply_AUTH_ERROR{Stat: rpcv2.AUTH_BADCRED}), nil)
 			return
 		}
 		call.Sys = &p
 	default:
-		cn.reply(denied(msg.Xid, &rpcv2.RejectedReply_AUTH_ERROR{Stat: rpcv2.AUTH_REJECTEDCRED}), nil)
+		cn.reply(ic, denied(msg.Xid, &rpcv2.RejectedReply_AUTH_ERROR{Stat: rpcv2.AUTH_REJECTEDCRED}), nil)
 		return
 	}
 	svc, ok := cn.server.Programs[cb.Prog]
 	if !ok {
-		cn.reply(accepted(msg.Xid, &rpcv2.AcceptedReplyData_default{Stat: rpcv2.PROG_UNAVAIL}), nil)
+		cn.reply(ic, accepted(msg.Xid, &rpcv2.AcceptedReplyData_default{Stat: rpcv2.PROG_UNAVAIL}), nil)
 		return
 	}
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), callKey{}, call))
@@ -385,19 +426,20 @@ func (cn *conn) handle(rec []byte) {
 		ret = newResults(n)
 		return ret
 	})
+	ic.freeRecord(cn)
 	if err != nil {
 		stat := rpcv2.GARBAGE_ARGS
 		if errors.Is(err, ErrSystem) {
 			stat = rpcv2.SYSTEM_ERR
 		}
-		cn.reply(accepted(msg.Xid, &rpcv2.AcceptedReplyData_default{Stat: stat}), nil)
+		cn.reply(ic, accepted(msg.Xid, &rpcv2.AcceptedReplyData_default{Stat: stat}), nil)
 		return
 	}
 	if data.GetStat() != rpcv2.SUCCESS || ret == nil {
-		cn.reply(accepted(msg.Xid, data), nil)
+		cn.reply(ic, accepted(msg.Xid, data), nil)
 		return
 	}
-	cn.replyPrefixed(accepted(msg.Xid, data), ret)
+	cn.replyPrefixed(ic, accepted(msg.Xid, data), ret)
 }
 
 // gatherMin is the size from which results keeps a written slice instead
@@ -500,15 +542,16 @@ func denied(xid uint32, r rpcv2.RejectedReply) *rpcv2.RpcMsg {
 
 // replyPrefixed writes a reply whose results are in res, behind room for
 // the record mark and msg's header.
-func (cn *conn) replyPrefixed(msg *rpcv2.RpcMsg, res *results) {
+func (cn *conn) replyPrefixed(ic *inCall, msg *rpcv2.RpcMsg, res *results) {
 	var hdr bytes.Buffer
 	if _, err := msg.WriteTo(&hdr); err != nil {
 		return
 	}
 	if hdr.Len() != replyPrefix-4 {
-		cn.reply(msg, res.payload())
+		cn.reply(ic, msg, res.payload())
 		return
 	}
+	cn.cover(ic, replyPrefix+res.size)
 	segs := res.segments()
 	first := segs[0]
 	copy(first[4:], hdr.Bytes())
@@ -517,8 +560,9 @@ func (cn *conn) replyPrefixed(msg *rpcv2.RpcMsg, res *results) {
 }
 
 // reply writes a reply message and its payload as one record.
-func (cn *conn) reply(msg *rpcv2.RpcMsg, payload []byte) {
+func (cn *conn) reply(ic *inCall, msg *rpcv2.RpcMsg, payload []byte) {
 	n := msg.GetEncodedSizeBytes() + len(payload)
+	cn.cover(ic, 4+n)
 	buf := bytes.NewBuffer(make([]byte, 4, 4+n))
 	if _, err := msg.WriteTo(buf); err != nil {
 		return
@@ -529,12 +573,39 @@ func (cn *conn) reply(msg *rpcv2.RpcMsg, payload []byte) {
 	cn.write(net.Buffers{b})
 }
 
-// write sends one record (writev for several pieces).
+// cover makes the call's reply reservation cover a reply of n bytes,
+// overdrawing the budget if the reply bound was short.
+func (cn *conn) cover(ic *inCall, n int) {
+	if more := int64(n) - ic.replyBytes; more > 0 {
+		cn.overdraw(more)
+		ic.replyBytes += more
+	}
+}
+
+// write sends one record (writev for several pieces), in chunks of at
+// most writeChunk bytes, noting when each starts (see stalledSince).
 func (cn *conn) write(b net.Buffers) {
 	cn.wmu.Lock()
 	defer cn.wmu.Unlock()
+	defer cn.writeStall.Store(0)
 	_ = cn.c.SetWriteDeadline(time.Now().Add(30 * time.Second))
-	if _, err := b.WriteTo(cn.c); err != nil {
-		_ = cn.c.Close()
+	for len(b) > 0 {
+		chunk := cn.chunk[:0]
+		for n := 0; len(b) > 0 && n < writeChunk; {
+			seg := b[0]
+			if k := writeChunk - n; len(seg) > k {
+				seg, b[0] = seg[:k], seg[k:]
+			} else {
+				b = b[1:]
+			}
+			chunk = append(chunk, seg)
+			n += len(seg)
+		}
+		cn.chunk = chunk
+		cn.writeStall.Store(time.Now().UnixNano())
+		if _, err := chunk.WriteTo(cn.c); err != nil {
+			cn.close()
+			return
+		}
 	}
 }
