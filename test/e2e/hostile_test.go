@@ -36,6 +36,20 @@ import (
 // hostileConns is how many idle and half-open connections are held at once.
 const hostileConns = 10_000
 
+// Node RSS limits of the hostile-clients test, in MiB over the RSS before
+// the attacks. An idle or half-open connection holds no part of the NFS
+// server's memory budget, only its 4 KiB read buffer, its goroutine and
+// the runtime's bookkeeping (measured: about 9 KiB each). A slow reader
+// holds at most its connection's share (16 MiB by default) and all of them
+// together at most the budget (nfs.max_inflight_bytes, 256 MiB by
+// default); the rest is slack for what the Go runtime keeps after a burst
+// (freed memory it has not returned yet, buffers kept in pools).
+const (
+	idleLimitMiB        = 160
+	shareMiB, budgetMiB = 16, 256
+	slackMiB            = 48
+)
+
 // TestHostileClients attacks one `keel serve` process the way the network
 // will: garbage bytes, oversized record marks, 10,000 idle and half-open
 // connections at once, slow writers and readers, forged and replayed file
@@ -66,9 +80,11 @@ func TestHostileClients(t *testing.T) {
 	honest := func(t *testing.T, when string) {
 		t.Helper()
 		honestN++
+		start := time.Now()
 		if err := honestClient(addr, fmt.Sprintf("honest-%d", honestN)); err != nil {
 			t.Fatalf("an honest client %s: %v", when, err)
 		}
+		t.Logf("an honest client %s: served in %s", when, time.Since(start).Round(time.Millisecond))
 	}
 	honest(t, "before the attacks")
 	base := rssKiB(t, n.PID())
@@ -157,7 +173,7 @@ func TestHostileClients(t *testing.T) {
 		}
 		time.Sleep(2 * time.Second) // let the node take them all in
 		honest(t, fmt.Sprintf("while %d connections are held", len(conns)))
-		checkRSS(fmt.Sprintf("with %d idle and half-open connections", len(conns)), 400)
+		checkRSS(fmt.Sprintf("with %d idle and half-open connections", len(conns)), idleLimitMiB)
 	})
 
 	t.Run("slow writer", func(t *testing.T) {
@@ -185,6 +201,15 @@ func TestHostileClients(t *testing.T) {
 		}
 	})
 
+	// inflight scrapes the node's NFS memory accounting: bytes held by
+	// calls in flight, the budget, and connections closed for stalling.
+	inflight := func(t *testing.T) (held, limit, closed float64) {
+		t.Helper()
+		m := scrape(t, c, n)
+		return metricValue(t, m, "keel_nfs_inflight_bytes"), metricValue(t, m, "keel_nfs_inflight_limit_bytes"),
+			metricValue(t, m, "keel_nfs_stalled_connections_closed_total")
+	}
+	var big []byte // a 1 MiB file's handle, made by the slow reader
 	t.Run("slow reader", func(t *testing.T) {
 		// 1 MiB file, then 500 READs of it on one connection whose replies
 		// are never read: the node must block on that connection only.
@@ -197,37 +222,50 @@ func TestHostileClients(t *testing.T) {
 		if err != nil || st != nfsv3.NFS3_OK {
 			t.Fatalf("CREATE big: status %d, %v", st, err)
 		}
-		big := nfsclient.Handle(cr.Obj)
+		big = nfsclient.Handle(cr.Obj)
 		if err := gc.WriteFile(ctx, big, content("big", 1<<20), 0); err != nil {
 			t.Fatal(err)
 		}
 		cn := dialRaw(t, addr)
 		defer cn.Close()
-		enc, err := nfsclient.NewClient(&discardConn{}, nfsclient.Options{Machine: "slow-reader"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = cn.SetWriteDeadline(time.Now().Add(20 * time.Second))
-		sent := 0
-		for i := 0; i < 500; i++ {
-			raw, err := enc.EncodeCall(uint32(1000+i), nfsclient.NFSProgram, nfsclient.NFSVersion, nfsclient.ProcRead,
-				&nfsv3.Read3args{File: nfsv3.NfsFh3{Data: big}, Offset: 0, Count: 1 << 20})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := cn.Write(raw); err != nil {
-				break // the node stopped reading from us: fine
-			}
-			sent++
-		}
+		sent := sendReads(t, cn, big, 1000, 500)
 		time.Sleep(time.Second)
 		honest(t, fmt.Sprintf("while a reader ignores the replies to %d READs of 1 MiB", sent))
-		// One connection may have rpc.DefaultMaxInFlight (64) calls in
-		// flight, each holding its data and its encoded reply (~3 MiB for
-		// a 1 MiB READ): up to ~200 MiB more, on top of what the idle
-		// connections left (RSS also keeps freed memory the Go runtime has
-		// not returned yet).
-		checkRSS("with a slow reader", 400+256)
+		held, _, _ := inflight(t)
+		t.Logf("NFS bytes in flight with a slow reader: %.1f MiB", held/(1<<20))
+		if held > shareMiB<<20 {
+			t.Errorf("a slow reader holds %.1f MiB in flight; want at most its share of %d MiB", held/(1<<20), shareMiB)
+		}
+		// The slow reader holds at most its share (then the node stops
+		// reading it), on top of what the idle connections left.
+		checkRSS("with a slow reader", idleLimitMiB+shareMiB+slackMiB)
+	})
+
+	t.Run("many slow readers", func(t *testing.T) {
+		// 20 connections that each send 64 READs of 1 MiB and read no
+		// reply: 1280 MiB asked for, the budget held at most. Once a
+		// connection waits for it, those whose peers have taken nothing for
+		// 5 s are closed, so an honest client is still served.
+		if big == nil {
+			t.Fatal("the slow reader's subtest made no file to read")
+		}
+		const readers, reads = 20, 64
+		for i := range readers {
+			cn := dialRaw(t, addr)
+			defer cn.Close()
+			sendReads(t, cn, big, uint32(10_000+i*reads), reads)
+		}
+		time.Sleep(2 * time.Second)
+		held, limit, _ := inflight(t)
+		t.Logf("NFS bytes in flight with %d slow readers: %.1f MiB of a budget of %.0f MiB", readers, held/(1<<20), limit/(1<<20))
+		if limit != budgetMiB<<20 || held > limit {
+			t.Errorf("%d slow readers hold %.1f MiB in flight; want at most the budget of %d MiB (reported %.0f MiB)", readers, held/(1<<20), budgetMiB, limit/(1<<20))
+		}
+		checkRSS(fmt.Sprintf("with %d slow readers", readers), idleLimitMiB+budgetMiB+slackMiB)
+		honest(t, fmt.Sprintf("while %d readers ignore the replies to %d READs of 1 MiB each", readers, reads))
+		_, _, closed := inflight(t)
+		t.Logf("connections closed for stalling while holding memory: %.0f", closed)
+		checkRSS(fmt.Sprintf("with %d slow readers, after an honest client", readers), idleLimitMiB+budgetMiB+slackMiB)
 	})
 
 	t.Run("forged and replayed handles", func(t *testing.T) {
@@ -335,7 +373,50 @@ func TestHostileClients(t *testing.T) {
 
 	honest(t, "after every attack")
 	time.Sleep(2 * time.Second)
-	checkRSS("after every attack", 1024)
+	checkRSS("after every attack", idleLimitMiB+budgetMiB+slackMiB)
+	if held, _, _ := inflight(t); held != 0 {
+		t.Errorf("%.0f bytes still in flight after every attacker left", held)
+	}
+}
+
+// sendReads sends n READs of 1 MiB of the file h on cn and reads no reply;
+// it stops when the node stops reading (the kernel's buffers are full). It
+// returns how many it sent.
+func sendReads(t *testing.T, cn net.Conn, h []byte, xid uint32, n int) int {
+	t.Helper()
+	enc, err := nfsclient.NewClient(&discardConn{}, nfsclient.Options{Machine: "slow-reader"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = cn.SetWriteDeadline(time.Now().Add(20 * time.Second))
+	for i := range n {
+		raw, err := enc.EncodeCall(xid+uint32(i), nfsclient.NFSProgram, nfsclient.NFSVersion, nfsclient.ProcRead,
+			&nfsv3.Read3args{File: nfsv3.NfsFh3{Data: h}, Offset: 0, Count: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cn.Write(raw); err != nil {
+			return i // the node stopped reading from us: fine
+		}
+	}
+	return n
+}
+
+// metricValue returns the value of an unlabelled metric in a Prometheus
+// text exposition.
+func metricValue(t *testing.T, exposition, name string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(exposition, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == name {
+			v, err := strconv.ParseFloat(f[1], 64)
+			if err != nil {
+				t.Fatalf("metric %s: %v", name, err)
+			}
+			return v
+		}
+	}
+	t.Fatalf("no metric %s in /metrics", name)
+	return 0
 }
 
 // honestClient mounts /data, writes a small file and reads it back.
