@@ -77,7 +77,7 @@ func NewNode() *Node {
 		NFSInFlightWaits: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "keel", Name: "nfs_inflight_waits_total",
 			Help: "NFS calls whose connection stopped being read until memory was free: limit=connection (its own calls held its share, nfs.max_conn_inflight_bytes) or server (all connections held the budget)."}, []string{"limit"}),
 		NFSStalledClosed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "keel", Name: "nfs_stalled_connections_closed_total",
-			Help: "NFS connections closed because they held memory others waited for while their client read no reply and sent no bytes for 5 s."}),
+			Help: "NFS connections closed because they held memory others waited for while their client took over 5 s to take a piece of a reply or to finish sending a call."}),
 
 		BackupRuns: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "keel", Name: "backup_runs_total",
 			Help: "Scheduled backups run on this node, by schedule (volume or @state) and result (ok, skipped, failed)."}, []string{"schedule", "result"}),

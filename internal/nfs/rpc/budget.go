@@ -31,9 +31,9 @@ const (
 	// ReplyBound does not know (an NFS READ of 1 MiB and its header fit).
 	MaxReplyBound = 1<<20 + 4<<10
 	// DefaultStallTimeout: while a connection waits for the server-wide
-	// budget, a connection that holds part of it and whose peer has not
-	// taken a reply chunk, or sent the next bytes of a record, for this
-	// long is closed (a client reconnects and retransmits; the duplicate
+	// budget, a connection that holds part of it and whose peer has taken
+	// longer than this to take a writeChunk of a reply, or to finish
+	// sending a record the server holds memory for, is closed (a client reconnects and retransmits; the duplicate
 	// request cache answers what was done).
 	DefaultStallTimeout = 5 * time.Second
 )
