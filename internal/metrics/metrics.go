@@ -30,7 +30,12 @@ type Node struct {
 	RaftRecvBytes  prometheus.Counter     // bytes received on raft connections
 	SnapshotsTaken prometheus.Counter
 	SnapshotsSent  prometheus.Counter // snapshot streams opened for install on a follower
-	Errors         *prometheus.CounterVec
+	// SnapshotInstalling is 1 while this node receives a leader's snapshot
+	// (phase "receive") or replaces its state with one (phase "restore").
+	SnapshotInstalling   *prometheus.GaugeVec
+	SnapshotInstallBytes prometheus.Counter     // snapshot stream bytes received from leaders
+	SnapshotInstalls     *prometheus.CounterVec // finished receives, by result: installed, failed
+	Errors               *prometheus.CounterVec
 
 	NFSInFlightBytes prometheus.Gauge       // bytes held by NFS calls in flight, all connections
 	NFSInFlightLimit prometheus.Gauge       // the server-wide budget of those bytes
@@ -68,7 +73,13 @@ func NewNode() *Node {
 		RaftRecvBytes:  prometheus.NewCounter(prometheus.CounterOpts{Namespace: "keel", Name: "raft_received_bytes_total", Help: "Bytes received on raft connections (replication and catch-up)."}),
 		SnapshotsTaken: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "keel", Name: "raft_snapshots_total", Help: "Raft snapshots (state checkpoints) taken or installed."}),
 		SnapshotsSent:  prometheus.NewCounter(prometheus.CounterOpts{Namespace: "keel", Name: "raft_snapshots_sent_total", Help: "Snapshots streamed to followers that were too far behind for the log."}),
-		Errors:         prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "keel", Name: "errors_total", Help: "Errors by kind."}, []string{"kind"}),
+		SnapshotInstalling: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "keel", Name: "raft_snapshot_install_in_progress",
+			Help: "1 while this node receives a leader's snapshot (phase receive) or replaces its state with one (phase restore)."}, []string{"phase"}),
+		SnapshotInstallBytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "keel", Name: "raft_snapshot_install_received_bytes_total",
+			Help: "Snapshot stream bytes received from leaders."}),
+		SnapshotInstalls: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "keel", Name: "raft_snapshot_installs_total",
+			Help: "Snapshot streams received from leaders, by result (installed, failed)."}, []string{"result"}),
+		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "keel", Name: "errors_total", Help: "Errors by kind."}, []string{"kind"}),
 
 		NFSInFlightBytes: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "keel", Name: "nfs_inflight_bytes",
 			Help: "Bytes held by NFS calls in flight on all connections: request records being read or served, and reservations for replies not yet written."}),
@@ -89,7 +100,7 @@ func NewNode() *Node {
 	m.Registry.MustRegister(
 		m.CommitLatency, m.ApplyLatency, m.ReadIndexWait, m.ReadConfirms, m.BytesWritten, m.AppliedEntries,
 		m.LeaderChanges, m.IsLeader, m.Term, m.LogBytes, m.SnapshotBytes, m.RaftSentBytes,
-		m.RaftRecvBytes, m.SnapshotsTaken, m.SnapshotsSent, m.Errors,
+		m.RaftRecvBytes, m.SnapshotsTaken, m.SnapshotsSent, m.SnapshotInstalling, m.SnapshotInstallBytes, m.SnapshotInstalls, m.Errors,
 		m.NFSInFlightBytes, m.NFSInFlightLimit, m.NFSInFlightWaits, m.NFSStalledClosed,
 		m.BackupRuns, m.BackupLastSuccess, m.BackupUploaded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

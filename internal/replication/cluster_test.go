@@ -2,9 +2,11 @@ package replication
 
 import (
 	"context"
+	crand "crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"io"
 	"log/slog"
 	"net"
@@ -379,6 +381,7 @@ func TestFollowerCatchUpBySnapshot(t *testing.T) {
 	}
 	c.stop(follower)
 	buf := make([]byte, 64<<10)
+	crand.Read(buf) // incompressible: the stream carries every byte
 	for i := 0; i < 50; i++ {
 		ino := createFile(t, c, vol, fmt.Sprintf("f%d", i))
 		if r := c.apply(&fsstate.Command{Op: fsstate.OpWrite, Vol: vol, Ino: ino, Data: buf}); r.Err != 0 {
@@ -400,6 +403,20 @@ func TestFollowerCatchUpBySnapshot(t *testing.T) {
 	}
 	if _, err := n.Store().Lookup(vol, fsstate.RootIno, "after-snapshot"); err != nil {
 		t.Fatal(err)
+	}
+	// What an operator watches: one install done, the stream's bytes
+	// counted (50 × 64 KiB were written), nothing in progress any more.
+	m := n.metrics
+	if got := testutil.ToFloat64(m.SnapshotInstalls.WithLabelValues("installed")); got != 1 {
+		t.Errorf("keel_raft_snapshot_installs_total{result=installed} = %v; want 1", got)
+	}
+	if got := testutil.ToFloat64(m.SnapshotInstallBytes); got < 50*64<<10 {
+		t.Errorf("keel_raft_snapshot_install_received_bytes_total = %v; want at least the %d bytes written", got, 50*64<<10)
+	}
+	for _, phase := range []string{"receive", "restore"} {
+		if got := testutil.ToFloat64(m.SnapshotInstalling.WithLabelValues(phase)); got != 0 {
+			t.Errorf("keel_raft_snapshot_install_in_progress{phase=%s} = %v after the install; want 0", phase, got)
+		}
 	}
 	// The installed state survives a restart of the follower.
 	c.stop(follower)

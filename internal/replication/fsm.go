@@ -82,6 +82,11 @@ func (f *dataFSM) Restore(rc io.ReadCloser) error {
 	if kind != kindData {
 		return errWitnessSnapshot
 	}
+	start := time.Now()
+	if m := f.metrics; m != nil {
+		m.SnapshotInstalling.WithLabelValues("restore").Set(1)
+		defer m.SnapshotInstalling.WithLabelValues("restore").Set(0)
+	}
 	dir := f.snaps.stateDirOf(id)
 	if _, err := os.Stat(dir); err != nil {
 		dir = f.snaps.pendingDir()
@@ -99,6 +104,9 @@ func (f *dataFSM) Restore(rc io.ReadCloser) error {
 	idx, _, _ := f.store.Applied()
 	f.applied.set(idx)
 	f.metrics.SnapshotsTaken.Inc()
+	if l := f.snaps.log; l != nil {
+		l.Info("state restored from snapshot", "snapshot", id, "applied_index", idx, "seconds", time.Since(start).Seconds())
+	}
 	return nil
 }
 

@@ -159,6 +159,7 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	n.snaps.log, n.snaps.metrics = n.log, cfg.Metrics
 
 	var fsm raft.FSM
 	if cfg.Role == RoleWitness {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"keel/internal/metrics"
 )
 
 // snapStore is a raft.SnapshotStore whose snapshots are directories holding a
@@ -27,6 +30,10 @@ type snapStore struct {
 	mu     sync.Mutex
 	seq    int
 	reapMu sync.Mutex // held by reap, and by pin while it links a snapshot
+
+	// Set once after newSnapStore, before raft starts; both may be nil.
+	log     *slog.Logger
+	metrics *metrics.Node
 }
 
 const (
@@ -185,6 +192,10 @@ type snapSink struct {
 	done    chan error
 	adopted bool
 	closed  bool
+
+	// A stream from a leader (an install): when it started, bytes so far.
+	started  time.Time
+	received int64
 }
 
 func (k *snapSink) ID() string { return k.id }
@@ -201,6 +212,7 @@ func (k *snapSink) adopt(dir string, kind byte) error {
 
 func (k *snapSink) Write(p []byte) (int, error) {
 	if k.pw == nil {
+		k.installStarted()
 		pr, pw := io.Pipe()
 		k.pw, k.done = pw, make(chan error, 1)
 		go func() {
@@ -209,7 +221,46 @@ func (k *snapSink) Write(p []byte) (int, error) {
 			k.done <- err
 		}()
 	}
-	return k.pw.Write(p)
+	n, err := k.pw.Write(p)
+	k.received += int64(n)
+	if m := k.store.metrics; m != nil {
+		m.SnapshotInstallBytes.Add(float64(n))
+	}
+	return n, err
+}
+
+// installStarted and installEnded mark a leader's snapshot being received,
+// in the log and in keel_raft_snapshot_install_in_progress{phase="receive"}.
+func (k *snapSink) installStarted() {
+	k.started = time.Now()
+	if m := k.store.metrics; m != nil {
+		m.SnapshotInstalling.WithLabelValues("receive").Set(1)
+	}
+	if l := k.store.log; l != nil {
+		l.Info("snapshot install started: receiving the leader's snapshot", "snapshot", k.id, "index", k.meta.Index, "term", k.meta.Term)
+	}
+}
+
+func (k *snapSink) installEnded(err error) {
+	if k.started.IsZero() {
+		return
+	}
+	result := "installed"
+	if err != nil {
+		result = "failed"
+	}
+	if m := k.store.metrics; m != nil {
+		m.SnapshotInstalling.WithLabelValues("receive").Set(0)
+		m.SnapshotInstalls.WithLabelValues(result).Inc()
+	}
+	if l := k.store.log; l != nil {
+		args := []any{"snapshot", k.id, "index", k.meta.Index, "bytes", k.received, "seconds", time.Since(k.started).Seconds()}
+		if err != nil {
+			l.Warn("snapshot install failed; the leader will send it again", append(args, "err", err)...)
+		} else {
+			l.Info("snapshot install received; restoring the state from it", args...)
+		}
+	}
 }
 
 func (k *snapSink) consume(r io.Reader) error {
@@ -232,11 +283,12 @@ func (k *snapSink) consume(r io.Reader) error {
 	return err
 }
 
-func (k *snapSink) Close() error {
+func (k *snapSink) Close() (err error) {
 	if k.closed {
 		return nil
 	}
 	k.closed = true
+	defer func() { k.installEnded(err) }()
 	if k.pw != nil {
 		k.pw.Close()
 		if err := <-k.done; err != nil {
@@ -273,6 +325,7 @@ func (k *snapSink) Cancel() error {
 	if k.pw != nil {
 		k.pw.CloseWithError(errors.New("cancelled"))
 		<-k.done
+		k.installEnded(errors.New("cancelled"))
 	}
 	return os.RemoveAll(k.tmp)
 }
