@@ -95,6 +95,12 @@ type Raft struct {
 	SnapshotInterval   Duration `yaml:"snapshot_interval"`
 	SnapshotThreshold  uint64   `yaml:"snapshot_threshold"`
 	TrailingLogs       uint64   `yaml:"trailing_logs"`
+	// LogSegmentSize is the size of one raft log segment file; 0: 64MiB.
+	// The log is dropped after a snapshot by whole segments only, so
+	// smaller segments hold less disk behind a snapshot (and make a
+	// follower that was down for long catch up by snapshot sooner).
+	// Between 1MiB and 1GiB.
+	LogSegmentSize Size `yaml:"log_segment_size,omitempty"`
 }
 
 // NFS bounds the memory the NFS server's clients can make it hold: the

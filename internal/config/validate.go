@@ -137,6 +137,7 @@ func (c *Config) Validate() error {
 	v.set("tls.secret", c.TLS.Secret, "set it to the cluster secret file, e.g. secret from `keel init`")
 
 	v.raft(c.Raft)
+	v.logSegment(c.Raft.LogSegmentSize)
 	v.nfs(c.NFS)
 
 	// Log.
@@ -382,6 +383,14 @@ func (v *collector) raft(r Raft) {
 		v.add("raft.leader_lease_timeout", r.LeaderLeaseTimeout.String(),
 			fmt.Sprintf("is longer than raft.heartbeat_timeout (%s), which raft does not allow", r.HeartbeatTimeout),
 			"set it to at most raft.heartbeat_timeout, e.g. half of it")
+	}
+}
+
+// logSegment checks raft.log_segment_size.
+func (v *collector) logSegment(s Size) {
+	if s != 0 && (s < 1<<20 || s > 1<<30) {
+		v.add("raft.log_segment_size", s.String(), "is outside 1MiB to 1GiB",
+			"set it between 1MiB and 1GiB, or remove it for the default of 64MiB")
 	}
 }
 

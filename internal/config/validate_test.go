@@ -90,6 +90,8 @@ func TestValidate(t *testing.T) {
 		{"zero heartbeat", func(c *Config) { c.Raft.HeartbeatTimeout = 0 }, []string{"raft.heartbeat_timeout"}},
 		{"election < heartbeat", func(c *Config) { c.Raft.ElectionTimeout = Duration(300 * time.Millisecond) }, []string{"raft.election_timeout"}},
 		{"lease > heartbeat", func(c *Config) { c.Raft.LeaderLeaseTimeout = Duration(2 * time.Second) }, []string{"raft.leader_lease_timeout"}},
+		{"log segment too small", func(c *Config) { c.Raft.LogSegmentSize = 64 << 10 }, []string{"raft.log_segment_size"}},
+		{"log segment too big", func(c *Config) { c.Raft.LogSegmentSize = 2 << 30 }, []string{"raft.log_segment_size"}},
 		{"no apply timeout", func(c *Config) { c.Raft.ApplyTimeout = 0 }, []string{"raft.apply_timeout"}},
 		{"negative commit", func(c *Config) { c.Raft.CommitTimeout = -1 }, []string{"raft.commit_timeout"}},
 		{"bad log", func(c *Config) { c.Log = Log{Level: "loud", Format: "xml"} }, []string{"log.level", "log.format"}},

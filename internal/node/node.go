@@ -133,6 +133,7 @@ func Start(cfg *config.Config, logger *slog.Logger) (*Node, error) {
 		SnapshotInterval:   cfg.Raft.SnapshotInterval.D(),
 		SnapshotThreshold:  cfg.Raft.SnapshotThreshold,
 		TrailingLogs:       cfg.Raft.TrailingLogs,
+		WALSegmentSize:     int(cfg.Raft.LogSegmentSize),
 		Logger:             logger, Metrics: n.metrics,
 		PickTransferTarget: n.pickDataLeader,
 	})

@@ -70,6 +70,9 @@ type Config struct {
 	// choose, which may pick a dead node and cost an election timeout.
 	PickTransferTarget func() (id, addr string, ok bool)
 
+	// WALSegmentSize is the raft log's segment size; 0: raft-wal's default
+	// (64 MiB). Compaction drops whole segments only.
+	WALSegmentSize int
 	walSegmentSize int                     // tests: small segments so compaction really drops entries
 	freeSpace      func(dir string) uint64 // tests: a fake disk
 }
@@ -146,6 +149,9 @@ func Open(cfg Config) (*Node, error) {
 	// keep our own handle on it and close it ourselves.
 	n.walMeta = &metadb.BoltMetaDB{}
 	segSize := 64 << 20 // raft-wal's default
+	if cfg.WALSegmentSize > 0 {
+		segSize = cfg.WALSegmentSize
+	}
 	if cfg.walSegmentSize > 0 {
 		segSize = cfg.walSegmentSize
 	}
