@@ -81,6 +81,14 @@ func printStatus(w io.Writer, st cluster.Status) {
 				m.ID, image, sd.RaftIndex, formatSize(sd.Bytes), sd.From, seconds(sd.Seconds),
 				sd.At.Local().Format(time.DateTime), formatSize(m.Node.Raft.ReceivedBytes))
 		}
+		if in := m.Node.Raft.SnapshotInstall; in != nil {
+			of := ""
+			if ld := leaderOf(st); ld != nil && ld.Raft.SnapshotBytes > 0 && in.Phase == "receive" {
+				of = " of about " + formatSize(uint64(ld.Raft.SnapshotBytes))
+			}
+			fmt.Fprintf(w, "resync   %s installs the leader's snapshot (raft index %d): %s, %s received%s, for %s\n",
+				m.ID, in.SnapshotIndex, in.Phase, formatSize(uint64(in.ReceivedBytes)), of, time.Since(in.Since).Round(100*time.Millisecond))
+		}
 		for _, b := range m.Node.Backups {
 			last := "never"
 			if !b.LastSuccess.IsZero() {
@@ -140,4 +148,14 @@ func shorten(s string, n int) string {
 		return s[:n-1] + "…"
 	}
 	return s
+}
+
+// leaderOf returns the leader's node status, if it answered.
+func leaderOf(st cluster.Status) *cluster.NodeStatus {
+	for _, m := range st.Nodes {
+		if m.Node != nil && m.ID == st.Leader {
+			return m.Node
+		}
+	}
+	return nil
 }

@@ -418,6 +418,9 @@ func TestFollowerCatchUpBySnapshot(t *testing.T) {
 			t.Errorf("keel_raft_snapshot_install_in_progress{phase=%s} = %v after the install; want 0", phase, got)
 		}
 	}
+	if in := n.Status().SnapshotInstall; in != nil {
+		t.Errorf("status shows a snapshot install in progress after it finished: %+v", in)
+	}
 	// The installed state survives a restart of the follower.
 	c.stop(follower)
 	c.start(follower)

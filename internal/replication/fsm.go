@@ -87,6 +87,10 @@ func (f *dataFSM) Restore(rc io.ReadCloser) error {
 		m.SnapshotInstalling.WithLabelValues("restore").Set(1)
 		defer m.SnapshotInstalling.WithLabelValues("restore").Set(0)
 	}
+	if p := f.snaps.installing(); p == nil {
+		f.snaps.setInstall("restore", 0, 0)
+	}
+	defer f.snaps.setInstall("", 0, 0)
 	dir := f.snaps.stateDirOf(id)
 	if _, err := os.Stat(dir); err != nil {
 		dir = f.snaps.pendingDir()

@@ -34,6 +34,42 @@ type snapStore struct {
 	// Set once after newSnapStore, before raft starts; both may be nil.
 	log     *slog.Logger
 	metrics *metrics.Node
+
+	instMu  sync.Mutex
+	install *InstallProgress // the install in progress, if any
+}
+
+// InstallProgress is a leader's snapshot being installed on this node.
+type InstallProgress struct {
+	Phase         string    `json:"phase"` // receive (the stream) | restore (replacing the state)
+	SnapshotIndex uint64    `json:"snapshot_index"`
+	ReceivedBytes int64     `json:"received_bytes"`
+	Since         time.Time `json:"since"`
+}
+
+// installing returns a copy of the install in progress, or nil.
+func (s *snapStore) installing() *InstallProgress {
+	s.instMu.Lock()
+	defer s.instMu.Unlock()
+	if s.install == nil {
+		return nil
+	}
+	p := *s.install
+	return &p
+}
+
+// setInstall records the phase of the install in progress ("" when none).
+func (s *snapStore) setInstall(phase string, index uint64, received int64) {
+	s.instMu.Lock()
+	defer s.instMu.Unlock()
+	switch {
+	case phase == "":
+		s.install = nil
+	case s.install == nil || s.install.Phase != phase:
+		s.install = &InstallProgress{Phase: phase, SnapshotIndex: index, ReceivedBytes: received, Since: time.Now()}
+	default:
+		s.install.ReceivedBytes = received
+	}
 }
 
 const (
@@ -223,6 +259,7 @@ func (k *snapSink) Write(p []byte) (int, error) {
 	}
 	n, err := k.pw.Write(p)
 	k.received += int64(n)
+	k.store.setInstall("receive", k.meta.Index, k.received)
 	if m := k.store.metrics; m != nil {
 		m.SnapshotInstallBytes.Add(float64(n))
 	}
@@ -233,6 +270,7 @@ func (k *snapSink) Write(p []byte) (int, error) {
 // in the log and in keel_raft_snapshot_install_in_progress{phase="receive"}.
 func (k *snapSink) installStarted() {
 	k.started = time.Now()
+	k.store.setInstall("receive", k.meta.Index, 0)
 	if m := k.store.metrics; m != nil {
 		m.SnapshotInstalling.WithLabelValues("receive").Set(1)
 	}
@@ -248,6 +286,10 @@ func (k *snapSink) installEnded(err error) {
 	result := "installed"
 	if err != nil {
 		result = "failed"
+		k.store.setInstall("", 0, 0)
+	} else {
+		// raft restores the state from it next (dataFSM.Restore).
+		k.store.setInstall("restore", k.meta.Index, k.received)
 	}
 	if m := k.store.metrics; m != nil {
 		m.SnapshotInstalling.WithLabelValues("receive").Set(0)

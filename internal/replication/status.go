@@ -25,21 +25,25 @@ type Status struct {
 	SnapshotBytes int64             `json:"snapshot_bytes"`
 	SentBytes     map[string]uint64 `json:"raft_sent_bytes"` // by peer id
 	ReceivedBytes uint64            `json:"raft_received_bytes"`
+	// SnapshotInstall is the leader's snapshot this node is installing, if
+	// any: resync progress when the log could not catch it up.
+	SnapshotInstall *InstallProgress `json:"snapshot_install,omitempty"`
 }
 
 // Status reports this node's raft state.
 func (n *Node) Status() Status {
 	st := Status{
-		ID:            n.cfg.ID,
-		Role:          n.cfg.Role,
-		State:         stateName(n.raft.State()),
-		Term:          n.raft.CurrentTerm(),
-		LastIndex:     n.raft.LastIndex(),
-		CommitIndex:   n.raft.CommitIndex(),
-		AppliedIndex:  n.tracker().get(),
-		LogBytes:      dirSize(filepath.Join(n.cfg.Dir, "raft", "wal")),
-		SentBytes:     map[string]uint64{},
-		ReceivedBytes: n.stream.received(),
+		ID:              n.cfg.ID,
+		Role:            n.cfg.Role,
+		State:           stateName(n.raft.State()),
+		Term:            n.raft.CurrentTerm(),
+		LastIndex:       n.raft.LastIndex(),
+		CommitIndex:     n.raft.CommitIndex(),
+		AppliedIndex:    n.tracker().get(),
+		LogBytes:        dirSize(filepath.Join(n.cfg.Dir, "raft", "wal")),
+		SentBytes:       map[string]uint64{},
+		ReceivedBytes:   n.stream.received(),
+		SnapshotInstall: n.snaps.installing(),
 	}
 	st.LeaderID, _ = n.Leader()
 	if n.store != nil {

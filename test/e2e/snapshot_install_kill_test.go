@@ -19,7 +19,8 @@ import (
 // it has arrived, and while the state is being replaced (if that phase is
 // seen; it can be shorter than a scrape). Then it kills the sending leader
 // during an install. Each kill is checked to have landed mid-install, from
-// the follower's keel_raft_snapshot_install_in_progress metric. Afterwards
+// the follower's keel_raft_snapshot_install_in_progress metric (and once
+// from the snapshot_install of its status). Afterwards
 // every data node holds the same state (digest), the follower serves every
 // file byte-identical as leader, and its data directory holds no partial
 // install (no *.tmp, pending-*, state.new or state.old).
@@ -103,9 +104,17 @@ func TestSnapshotInstallSurvivesKills(t *testing.T) {
 	// Kill the sender mid-install: the follower then installs from the
 	// node elected next.
 	follower.start()
-	waitFor(t, 60*time.Second, follower.ID+" to receive a snapshot", func() (bool, string) {
-		s := scrapeMember(c, follower)
-		return receiving(s), "install not started"
+	waitFor(t, 60*time.Second, follower.ID+" to show the install in keel status", func() (bool, string) {
+		st, err := follower.Status()
+		if err != nil {
+			return false, err.Error()
+		}
+		in := st.Raft.SnapshotInstall
+		if in == nil || in.Phase != "receive" || in.ReceivedBytes == 0 {
+			return false, fmt.Sprintf("snapshot_install %+v", in)
+		}
+		t.Logf("%s's status: snapshot_install %+v", follower.ID, *in)
+		return true, ""
 	})
 	leader.Kill9()
 	t.Logf("killed the sender %s during %s's install", leader.ID, follower.ID)
