@@ -37,6 +37,8 @@ type chaosCluster struct {
 
 	mu     sync.Mutex
 	events []Event // kills, pauses, resumptions, for the serving check
+
+	installKills int // install-crash faults whose kill landed during a snapshot install
 }
 
 type chaosNode struct {
@@ -51,7 +53,8 @@ func (n *chaosNode) data() bool { return n.role == config.RoleData }
 
 // newChaosCluster runs keel init for data nodes and a witness, puts the
 // proxies in, lowers the snapshot threshold (restarted nodes then often
-// need a snapshot install), and starts every node.
+// need a snapshot install; so do the 1 MiB log segments), and starts every
+// node.
 func newChaosCluster(t *testing.T, data int, witness bool) *chaosCluster {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "cluster")
@@ -90,6 +93,10 @@ func newChaosCluster(t *testing.T, data int, witness bool) *chaosCluster {
 			r["snapshot_threshold"] = 256
 			r["trailing_logs"] = 128
 			r["snapshot_interval"] = "5s"
+			// Small log segments: compaction then really drops entries
+			// (whole segments only), so a node down for a few seconds
+			// often needs a snapshot install.
+			r["log_segment_size"] = "1MiB"
 			testkit.Section(doc, "log")["format"] = "json"
 		})
 	}

@@ -3,6 +3,7 @@
 package chaos
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -22,6 +23,7 @@ const (
 	faultOneWay    faultKind = "one-way-loss"   // every raft byte From→To lost for For, the other way passes
 	faultTunnelCut faultKind = "tunnel-cut"     // the node's admin port (tunnels, peers) blackholed for For
 	faultCatchUp   faultKind = "catch-up-crash" // kill, restart after For, kill again After into its catch-up, restart
+	faultInstall   faultKind = "install-crash"  // kill, restart after For, kill again while it installs a snapshot (if it needs one), restart
 )
 
 // leaderTarget in a fault's Target means "whichever data node leads when
@@ -56,7 +58,7 @@ func (f fault) String() string {
 // 1-3 s apart, aimed at the leader half of the time.
 func makeSchedule(seed int64, nodes []string, total time.Duration) []fault {
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x6b65656c))
-	kinds := []faultKind{faultKill9, faultKill9, faultPause, faultPause, faultPartition, faultPartition, faultOneWay, faultTunnelCut, faultCatchUp}
+	kinds := []faultKind{faultKill9, faultKill9, faultPause, faultPause, faultPartition, faultPartition, faultOneWay, faultTunnelCut, faultCatchUp, faultInstall}
 	between := func(lo, hi time.Duration) time.Duration { return lo + time.Duration(rng.Int64N(int64(hi-lo))) }
 	pick := func() string {
 		if rng.IntN(2) == 0 {
@@ -83,6 +85,8 @@ func makeSchedule(seed int64, nodes []string, total time.Duration) []fault {
 		case faultCatchUp:
 			f.For = between(2*time.Second, 5*time.Second)
 			f.After = between(100*time.Millisecond, 1500*time.Millisecond)
+		case faultInstall:
+			f.For = between(5*time.Second, 9*time.Second) // beyond a snapshot interval (5 s)
 		}
 		out = append(out, f)
 		at += f.For + f.After + between(time.Second, 3*time.Second)
@@ -165,8 +169,67 @@ func (c *chaosCluster) run(f fault, stop <-chan struct{}) string {
 		n.kill()
 		sleep(time.Second)
 		n.start()
+	case faultInstall:
+		n.kill()
+		c.fill(f.For, stop) // the log passes whole segments: the node will need a snapshot
+		n.start()
+		if c.waitInstall(n, 8*time.Second, stop) {
+			n.kill()
+			c.installKills++
+			target += " (killed mid-install)"
+			sleep(time.Second)
+			n.start()
+		} else {
+			target += " (caught up without a snapshot install)"
+		}
 	}
 	return target
+}
+
+// fill overwrites three 1 MiB files under /fill of the data volume through
+// the admin API for d (the checkers look only at their own directories),
+// so that the leader's log moves past whole 1 MiB segments and compacts
+// them after its next snapshot.
+func (c *chaosCluster) fill(d time.Duration, stop <-chan struct{}) {
+	end := time.Now().Add(d)
+	buf := make([]byte, 1<<20)
+	for i := 0; time.Now().Before(end); i++ {
+		if i < 12 { // 12 MiB at most; then wait out d
+			buf[0] = byte(i)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = c.client.PutFile(ctx, "data", fmt.Sprintf("/fill/f%d", i%3), buf, true) // best effort: a fault may be healing
+			cancel()
+			continue
+		}
+		select {
+		case <-stop:
+			return
+		case <-time.After(time.Until(end)):
+		}
+	}
+}
+
+// waitInstall polls n's status (its real admin port) until it reports a
+// snapshot install in progress, for at most d.
+func (c *chaosCluster) waitInstall(n *chaosNode, d time.Duration, stop <-chan struct{}) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		st, err := c.client.NodeStatus(ctx, n.adminAddr)
+		cancel()
+		if err == nil && st.Raft.SnapshotInstall != nil {
+			return true
+		}
+		if err == nil && st.Raft.State == "follower" && st.Raft.AppliedIndex > 0 && st.Raft.AppliedIndex+16 >= st.Raft.CommitIndex && st.Raft.CommitIndex > 0 && time.Since(deadline.Add(-d)) > 2*time.Second {
+			return false // caught up from the log
+		}
+		select {
+		case <-stop:
+			return false
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return false
 }
 
 // TestScheduleIsAFunctionOfTheSeed: the same seed gives the same schedule,
