@@ -74,7 +74,7 @@ func NewNode() *Node {
 		SnapshotsTaken: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "keel", Name: "raft_snapshots_total", Help: "Raft snapshots (state checkpoints) taken or installed."}),
 		SnapshotsSent:  prometheus.NewCounter(prometheus.CounterOpts{Namespace: "keel", Name: "raft_snapshots_sent_total", Help: "Snapshots streamed to followers that were too far behind for the log."}),
 		SnapshotInstalling: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "keel", Name: "raft_snapshot_install_in_progress",
-			Help: "1 while this node receives a leader's snapshot (phase receive) or replaces its state with one (phase restore)."}, []string{"phase"}),
+			Help: "1 while this node receives a leader's snapshot (phase receive), then until its state is replaced by it (phase restore)."}, []string{"phase"}),
 		SnapshotInstallBytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "keel", Name: "raft_snapshot_install_received_bytes_total",
 			Help: "Snapshot stream bytes received from leaders."}),
 		SnapshotInstalls: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "keel", Name: "raft_snapshot_installs_total",

@@ -83,11 +83,7 @@ func (f *dataFSM) Restore(rc io.ReadCloser) error {
 		return errWitnessSnapshot
 	}
 	start := time.Now()
-	if m := f.metrics; m != nil {
-		m.SnapshotInstalling.WithLabelValues("restore").Set(1)
-		defer m.SnapshotInstalling.WithLabelValues("restore").Set(0)
-	}
-	if p := f.snaps.installing(); p == nil {
+	if f.snaps.installing() == nil { // a local snapshot; a leader's is in phase restore since its stream ended
 		f.snaps.setInstall("restore", 0, 0)
 	}
 	defer f.snaps.setInstall("", 0, 0)

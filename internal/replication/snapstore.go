@@ -58,17 +58,30 @@ func (s *snapStore) installing() *InstallProgress {
 	return &p
 }
 
-// setInstall records the phase of the install in progress ("" when none).
+// setInstall records the phase of the install in progress ("" when none);
+// keel_raft_snapshot_install_in_progress{phase} follows it.
 func (s *snapStore) setInstall(phase string, index uint64, received int64) {
 	s.instMu.Lock()
 	defer s.instMu.Unlock()
+	was := ""
+	if s.install != nil {
+		was = s.install.Phase
+	}
 	switch {
 	case phase == "":
 		s.install = nil
-	case s.install == nil || s.install.Phase != phase:
+	case was != phase:
 		s.install = &InstallProgress{Phase: phase, SnapshotIndex: index, ReceivedBytes: received, Since: time.Now()}
 	default:
 		s.install.ReceivedBytes = received
+	}
+	if m := s.metrics; m != nil && was != phase {
+		if was != "" {
+			m.SnapshotInstalling.WithLabelValues(was).Set(0)
+		}
+		if phase != "" {
+			m.SnapshotInstalling.WithLabelValues(phase).Set(1)
+		}
 	}
 }
 
@@ -271,9 +284,6 @@ func (k *snapSink) Write(p []byte) (int, error) {
 func (k *snapSink) installStarted() {
 	k.started = time.Now()
 	k.store.setInstall("receive", k.meta.Index, 0)
-	if m := k.store.metrics; m != nil {
-		m.SnapshotInstalling.WithLabelValues("receive").Set(1)
-	}
 	if l := k.store.log; l != nil {
 		l.Info("snapshot install started: receiving the leader's snapshot", "snapshot", k.id, "index", k.meta.Index, "term", k.meta.Term)
 	}
@@ -292,7 +302,6 @@ func (k *snapSink) installEnded(err error) {
 		k.store.setInstall("restore", k.meta.Index, k.received)
 	}
 	if m := k.store.metrics; m != nil {
-		m.SnapshotInstalling.WithLabelValues("receive").Set(0)
 		m.SnapshotInstalls.WithLabelValues(result).Inc()
 	}
 	if l := k.store.log; l != nil {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
 	"strings"
 	"testing"
 	"time"
@@ -131,17 +130,13 @@ func TestScheduledBackups(t *testing.T) {
 	})
 }
 
-// scrape returns a node's Prometheus metrics.
+// scrape returns a node's Prometheus metrics; the test fails if it does
+// not answer.
 func scrape(t *testing.T, c *Cluster, m *Member) string {
 	t.Helper()
-	resp, err := c.httpClient().Get("https://" + m.AdminAddr + "/metrics")
+	s, err := fetchMetrics(c, m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return s
 }

@@ -403,20 +403,14 @@ func sendReads(t *testing.T, cn net.Conn, h []byte, xid uint32, n int) int {
 }
 
 // metricValue returns the value of an unlabelled metric in a Prometheus
-// text exposition.
+// text exposition; the test fails if it is missing.
 func metricValue(t *testing.T, exposition, name string) float64 {
 	t.Helper()
-	for _, line := range strings.Split(exposition, "\n") {
-		if f := strings.Fields(line); len(f) == 2 && f[0] == name {
-			v, err := strconv.ParseFloat(f[1], 64)
-			if err != nil {
-				t.Fatalf("metric %s: %v", name, err)
-			}
-			return v
-		}
+	v, ok := metricSample(exposition, name)
+	if !ok {
+		t.Fatalf("no metric %s in /metrics", name)
 	}
-	t.Fatalf("no metric %s in /metrics", name)
-	return 0
+	return v
 }
 
 // honestClient mounts /data, writes a small file and reads it back.

@@ -150,33 +150,45 @@ func TestSnapshotInstallSurvivesKills(t *testing.T) {
 	}
 }
 
-// scrapeMember returns m's Prometheus metrics, or "" if it does not answer.
+// scrapeMember returns m's Prometheus metrics, or "" if it does not answer
+// (it may be starting or just killed).
 func scrapeMember(c *Cluster, m *Member) string {
+	s, _ := fetchMetrics(c, m)
+	return s
+}
+
+// fetchMetrics gets m's /metrics (2 s timeout).
+func fetchMetrics(c *Cluster, m *Member) (string, error) {
 	cl := c.httpClient()
 	cl.Timeout = 2 * time.Second
 	resp, err := cl.Get("https://" + m.AdminAddr + "/metrics")
 	if err != nil {
-		return ""
+		return "", err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return ""
-	}
-	return string(b)
+	return string(b), err
 }
 
 // metricOr returns the value of the sample named name (with its labels, as
 // exposed: `m{l="v"}`) in a Prometheus text exposition, or def.
 func metricOr(exposition, name string, def float64) float64 {
+	if v, ok := metricSample(exposition, name); ok {
+		return v
+	}
+	return def
+}
+
+// metricSample finds the sample named name in a Prometheus text exposition.
+func metricSample(exposition, name string) (float64, bool) {
 	for _, line := range strings.Split(exposition, "\n") {
 		if f := strings.Fields(line); len(f) == 2 && f[0] == name {
 			if v, err := strconv.ParseFloat(f[1], 64); err == nil {
-				return v
+				return v, true
 			}
 		}
 	}
-	return def
+	return 0, false
 }
 
 // partialInstall lists what an interrupted snapshot install or restore may

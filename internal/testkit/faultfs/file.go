@@ -103,10 +103,7 @@ func (h *file) Setattr(ctx context.Context, in *fuse.SetAttrIn, out *fuse.AttrOu
 	}
 	defer h.ffs.leave()
 	if sz, ok := in.GetSize(); ok {
-		o := h.ffs.overlay(h.ino, true)
-		o.mu.Lock()
-		cur, err := o.logicalSize(h.fd)
-		o.mu.Unlock()
+		cur, err := h.logicalSize()
 		if err != nil {
 			return toErrno(err)
 		}
@@ -142,10 +139,7 @@ func (h *file) Allocate(ctx context.Context, off, size uint64, mode uint32) sysc
 	case unix.FALLOC_FL_KEEP_SIZE:
 		return 0
 	case 0:
-		o := h.ffs.overlay(h.ino, true)
-		o.mu.Lock()
-		cur, err := o.logicalSize(h.fd)
-		o.mu.Unlock()
+		cur, err := h.logicalSize()
 		if err != nil {
 			return toErrno(err)
 		}
@@ -160,10 +154,7 @@ func (h *file) Allocate(ctx context.Context, off, size uint64, mode uint32) sysc
 
 // Lseek answers SEEK_DATA and SEEK_HOLE as if the file had no holes.
 func (h *file) Lseek(ctx context.Context, off uint64, whence uint32) (uint64, syscall.Errno) {
-	o := h.ffs.overlay(h.ino, true)
-	o.mu.Lock()
-	size, err := o.logicalSize(h.fd)
-	o.mu.Unlock()
+	size, err := h.logicalSize()
 	if err != nil {
 		return 0, toErrno(err)
 	}
@@ -206,4 +197,13 @@ func (h *file) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	h.ffs.syncs++
 	h.ffs.mu.Unlock()
 	return 0
+}
+
+// logicalSize is the file's size as its writers see it: the backing file's,
+// or larger by data written but not yet synced.
+func (h *file) logicalSize() (int64, error) {
+	o := h.ffs.overlay(h.ino, true)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.logicalSize(h.fd)
 }
