@@ -193,6 +193,15 @@ func TestJoinGrowsAndShrinks(t *testing.T) {
 	// n1 comes back; now the witness may leave.
 	n1.Start()
 	waitVoters(t, c, 30*time.Second, "n1", "n2", "w1")
+	// The leader lets a voter go only when the others answer it as their
+	// leader; n1 may not have heard from the leader yet.
+	waitFor(t, 30*time.Second, "n1 following the leader", func() (bool, string) {
+		st, err := n1.Status()
+		if err != nil {
+			return false, err.Error()
+		}
+		return st.Raft.LeaderID != "", fmt.Sprintf("n1 is %s, leader %q", st.Raft.State, st.Raft.LeaderID)
+	})
 	r = runKeel(t, 30*time.Second, "leave", "--config", w1.Config)
 	if r.Code != 0 || !strings.Contains(r.Stdout, "removed w1") {
 		t.Fatalf("keel leave on w1: exit %d: %s %s", r.Code, r.Stdout, r.Stderr)
