@@ -15,7 +15,12 @@
 // Faults: SetFsyncDelay makes every file fsync sleep first (a slow disk);
 // SetFull makes data writes, fallocate, flushes of dirty data and the creation
 // of new names fail with ENOSPC, each wholly (nothing partial); SetQuota
-// admits that many more bytes of writes and then behaves as full.
+// admits that many more bytes of writes and then behaves as full. Statfs
+// reports no free space when full and at most the quota left otherwise, so
+// a program's own free-space checks see what its writes will meet.
+// SetOverwriteWhenFull lets a full filesystem still take writes inside a
+// file's current size, as ext4 and XFS do (the default fails them too, as a
+// copy-on-write filesystem does).
 //
 // Limits, honestly:
 //   - Metadata operations (create, mkdir, mknod, symlink, link, rename,

@@ -41,6 +41,7 @@ type FS struct {
 	dirtyBytes int64
 	full       bool
 	quota      int64 // bytes of writes still admitted; <0: no quota
+	overwrite  bool  // when full, writes inside a file's size still pass
 	delay      time.Duration
 	syncs      int64
 }
@@ -96,6 +97,20 @@ func (f *FS) SetFull(full bool) {
 	if !full {
 		f.quota = -1
 	}
+	f.mu.Unlock()
+}
+
+// SetOverwriteWhenFull chooses what a full filesystem refuses. By default
+// (false) every data write and every flush of dirty data fails, as on a
+// copy-on-write filesystem (btrfs, ZFS) that needs new blocks even to
+// overwrite. With true, writes that lie wholly inside a file's current size,
+// and flushes that do not grow the file past its size on the backing
+// directory, still succeed, as on ext4 or XFS, where blocks already
+// allocated (raft-wal preallocates its segments) need no new space. New
+// names, fallocate and writes past the end still fail.
+func (f *FS) SetOverwriteWhenFull(ok bool) {
+	f.mu.Lock()
+	f.overwrite = ok
 	f.mu.Unlock()
 }
 
@@ -190,6 +205,32 @@ func (f *FS) isFullForFlush() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.full
+}
+
+func (f *FS) overwriteWhenFull() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.overwrite
+}
+
+// statfs makes the free space a full filesystem reports honest: none when
+// full, at most what the quota still admits.
+func (f *FS) statfs(out *fuse.StatfsOut) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	bs := uint64(out.Bsize)
+	if bs == 0 {
+		bs = 4096
+	}
+	avail := out.Bavail
+	switch {
+	case f.full || f.quota == 0:
+		avail = 0
+	case f.quota > 0:
+		avail = min(avail, uint64(f.quota)/bs)
+	}
+	out.Bavail = avail
+	out.Bfree = min(out.Bfree, avail)
 }
 
 // admit reserves n bytes of writes against fullness and the quota.

@@ -314,3 +314,64 @@ func TestMmapReadSeesDirtyData(t *testing.T) {
 		t.Fatal("mmap read does not see unsynced data")
 	}
 }
+
+func statfsFree(t *testing.T, dir string) uint64 {
+	t.Helper()
+	var s syscall.Statfs_t
+	if err := syscall.Statfs(dir, &s); err != nil {
+		t.Fatal(err)
+	}
+	return s.Bavail * uint64(s.Bsize)
+}
+
+func TestStatfsShowsFullAndQuota(t *testing.T) {
+	f, _ := mount(t)
+	if free := statfsFree(t, f.Mountpoint); free < 1<<20 {
+		t.Fatalf("free %d before any fault; want the backing directory's", free)
+	}
+	f.SetQuota(1 << 20)
+	if free := statfsFree(t, f.Mountpoint); free > 1<<20 || free < 1<<19 {
+		t.Fatalf("free %d with a 1 MiB quota; want about 1 MiB", free)
+	}
+	f.SetFull(true)
+	if free := statfsFree(t, f.Mountpoint); free != 0 {
+		t.Fatalf("free %d when full; want 0", free)
+	}
+	f.SetFull(false)
+	if free := statfsFree(t, f.Mountpoint); free < 1<<20 {
+		t.Fatalf("free %d after space came back", free)
+	}
+}
+
+func TestOverwriteWhenFull(t *testing.T) {
+	f, _ := mount(t)
+	p := filepath.Join(f.Mountpoint, "f")
+	write(t, p, bytes.Repeat([]byte("a"), 8192), true)
+	f.SetFull(true)
+	f.SetOverwriteWhenFull(true)
+	fh, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	if _, err := fh.WriteAt([]byte("inside"), 100); err != nil {
+		t.Fatalf("overwrite inside the file when full (ext4-like): %v", err)
+	}
+	if err := fh.Sync(); err != nil {
+		t.Fatalf("fsync of an overwrite when full (ext4-like): %v", err)
+	}
+	if _, err := fh.WriteAt([]byte("past the end"), 8190); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("write past the end when full: %v, want ENOSPC", err)
+	}
+	if _, err := os.Create(filepath.Join(f.Mountpoint, "new")); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("create when full: %v, want ENOSPC", err)
+	}
+	f.SetOverwriteWhenFull(false)
+	if _, err := fh.WriteAt([]byte("inside"), 200); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("overwrite when full (copy-on-write-like): %v, want ENOSPC", err)
+	}
+	b, _ := os.ReadFile(filepath.Join(f.Backing, "f"))
+	if len(b) != 8192 || string(b[100:106]) != "inside" || b[200] != 'a' {
+		t.Fatalf("backing after the overwrites: len %d, %q at 100, %q at 200", len(b), b[100:106], b[200])
+	}
+}

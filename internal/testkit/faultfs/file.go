@@ -63,7 +63,7 @@ func (h *file) Write(ctx context.Context, data []byte, off int64) (uint32, sysca
 		return 0, e
 	}
 	defer h.ffs.leave()
-	if !h.ffs.admit(int64(len(data))) {
+	if !h.ffs.admit(int64(len(data))) && !h.overwrites(off, len(data)) {
 		return 0, syscall.ENOSPC
 	}
 	added, err := h.ffs.overlay(h.ino, true).write(h.fd, data, off)
@@ -185,7 +185,7 @@ func (h *file) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	o.mu.Lock()
 	dirty := o.dirty
 	o.mu.Unlock()
-	if dirty && h.ffs.isFullForFlush() {
+	if dirty && h.ffs.isFullForFlush() && !h.flushFits(o) {
 		return syscall.ENOSPC
 	}
 	released, err := o.flush(h.fd, flags&1 != 0)
@@ -201,6 +201,32 @@ func (h *file) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 
 // logicalSize is the file's size as its writers see it: the backing file's,
 // or larger by data written but not yet synced.
+// overwrites reports whether a write of n bytes at off may pass although
+// the filesystem is full: SetOverwriteWhenFull is on and the write lies
+// wholly inside the file's current size.
+func (h *file) overwrites(off int64, n int) bool {
+	if !h.ffs.overwriteWhenFull() {
+		return false
+	}
+	size, err := h.logicalSize()
+	return err == nil && off+int64(n) <= size
+}
+
+// flushFits reports whether writing o back may pass although the filesystem
+// is full: SetOverwriteWhenFull is on and o does not grow the backing file.
+func (h *file) flushFits(o *overlay) bool {
+	if !h.ffs.overwriteWhenFull() {
+		return false
+	}
+	var st syscall.Stat_t
+	if syscall.Fstat(h.fd, &st) != nil {
+		return false
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.size <= st.Size
+}
+
 func (h *file) logicalSize() (int64, error) {
 	o := h.ffs.overlay(h.ino, true)
 	o.mu.Lock()

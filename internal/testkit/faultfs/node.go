@@ -28,7 +28,18 @@ var (
 	_ fs.NodeRenamer        = (*node)(nil)
 	_ fs.NodeCopyFileRanger = (*node)(nil)
 	_ fs.NodeTmpfiler       = (*node)(nil)
+	_ fs.NodeStatfser       = (*node)(nil)
 )
+
+// Statfs reports the backing filesystem's figures, with the free space a
+// full filesystem or a quota leaves (FS.statfs).
+func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	if e := n.LoopbackNode.Statfs(ctx, out); e != 0 {
+		return e
+	}
+	n.ffs.statfs(out)
+	return 0
+}
 
 func (n *node) backingPath() string {
 	return filepath.Join(n.RootData.Path, n.Path(n.Root()))
