@@ -131,10 +131,10 @@ func TestScheduledBackups(t *testing.T) {
 }
 
 // scrape returns a node's Prometheus metrics; the test fails if it does
-// not answer.
+// not answer within 15 s (a node under a hostile load can be slow to).
 func scrape(t *testing.T, c *Cluster, m *Member) string {
 	t.Helper()
-	s, err := fetchMetrics(c, m)
+	s, err := fetchMetrics(c, m, 15*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

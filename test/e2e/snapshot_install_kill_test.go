@@ -153,14 +153,14 @@ func TestSnapshotInstallSurvivesKills(t *testing.T) {
 // scrapeMember returns m's Prometheus metrics, or "" if it does not answer
 // (it may be starting or just killed).
 func scrapeMember(c *Cluster, m *Member) string {
-	s, _ := fetchMetrics(c, m)
+	s, _ := fetchMetrics(c, m, 2*time.Second)
 	return s
 }
 
-// fetchMetrics gets m's /metrics (2 s timeout).
-func fetchMetrics(c *Cluster, m *Member) (string, error) {
+// fetchMetrics gets m's /metrics, giving up after timeout.
+func fetchMetrics(c *Cluster, m *Member, timeout time.Duration) (string, error) {
 	cl := c.httpClient()
-	cl.Timeout = 2 * time.Second
+	cl.Timeout = timeout
 	resp, err := cl.Get("https://" + m.AdminAddr + "/metrics")
 	if err != nil {
 		return "", err
