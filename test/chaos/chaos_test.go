@@ -146,11 +146,11 @@ func runChaos(t *testing.T, seed int64, dur time.Duration, data int, witness boo
 	summary := fmt.Sprintf("chaos summary (%s, seed %d, %v of faults):\n"+
 		"  operations: %d checked (%d reads, %d writes, %d creates acknowledged), %d with unknown outcome, %d reads unanswered\n"+
 		"  registers: %d operations linearizable: %v; files: %d tried, %d acknowledged, %d present at the end\n"+
-		"  faults: %d (%s); install-crash kills that landed mid-install: %d\n  fail-overs: %d (serving intervals: %d)\n  client-side errors: %s\n  anomalies: %d",
+		"  faults: %d (%s); install-crash kills that landed mid-install: %d; %s\n  fail-overs: %d (serving intervals: %d)\n  client-side errors: %s\n  anomalies: %d",
 		t.Name(), seed, dur,
 		total(h.ok), h.ok["read"], h.ok["write"], h.ok["create"], total(h.unknown), total(h.failed),
 		len(h.regs), res, len(h.created), acked, len(found),
-		len(schedule), strings.Join(fk, ", "), c.installKills, failovers, len(ivs), strings.Join(st, "; "), len(anomalies))
+		len(schedule), strings.Join(fk, ", "), c.installKills, c.diskSummary(), failovers, len(ivs), strings.Join(st, "; "), len(anomalies))
 	t.Log(summary)
 	fmt.Println(summary)
 	if len(anomalies) > 0 {

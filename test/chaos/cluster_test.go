@@ -17,6 +17,7 @@ import (
 	"keel/internal/cluster"
 	"keel/internal/config"
 	"keel/internal/testkit"
+	"keel/internal/testkit/faultfs"
 )
 
 // A chaos cluster: every node's raft traffic to every other node goes
@@ -39,14 +40,20 @@ type chaosCluster struct {
 	events []Event // kills, pauses, resumptions, for the serving check
 
 	installKills int // install-crash faults whose kill landed during a snapshot install
+
+	noDisks      error // why the data directories are not on faultfs (nil: they are; disks_test.go)
+	powerLosses  int   // power-loss faults done
+	droppedBytes int64 // unsynced bytes those power losses dropped
 }
 
 type chaosNode struct {
 	c                            *chaosCluster
 	id, role, cfg, log           string
 	raftAddr, adminAddr, nfsAddr string
+	dataDir                      string
 	proc                         *testkit.Proc
 	paused                       bool
+	disk                         *faultfs.FS // the faultfs under dataDir; nil without faultfs
 }
 
 func (n *chaosNode) data() bool { return n.role == config.RoleData }
@@ -69,7 +76,8 @@ func newChaosCluster(t *testing.T, data int, witness bool) *chaosCluster {
 			t.Fatal(err)
 		}
 		c.nodes = append(c.nodes, &chaosNode{c: c, id: id, role: cfg.Node.Role, cfg: lay.NodeConfigs[id],
-			log: filepath.Join(lay.NodeDir(id), "keel.log"), raftAddr: cfg.Node.RaftAddr, adminAddr: cfg.Node.AdminAddr, nfsAddr: cfg.Node.NFSAddr})
+			log: filepath.Join(lay.NodeDir(id), "keel.log"), raftAddr: cfg.Node.RaftAddr, adminAddr: cfg.Node.AdminAddr, nfsAddr: cfg.Node.NFSAddr,
+			dataDir: cfg.Node.DataDir})
 	}
 	for _, from := range c.nodes {
 		c.admin[from.id] = testkit.NewFaultProxy(t, from.adminAddr)
@@ -122,6 +130,7 @@ func newChaosCluster(t *testing.T, data int, witness bool) *chaosCluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.cleanup)
+	c.mountDisks()
 	for _, n := range c.nodes {
 		n.start()
 	}
@@ -154,6 +163,7 @@ func (c *chaosCluster) cleanup() {
 			_ = n.proc.Kill()
 		}
 	}
+	c.unmountDisks()
 	if keep := os.Getenv("KEEL_CHAOS_KEEP"); keep != "" && c.t.Failed() {
 		dst := filepath.Join(keep, strings.ReplaceAll(c.t.Name(), "/", "_")+"-"+c.lay.ClusterID)
 		if out, err := exec.Command("cp", "-a", c.lay.Dir, dst).CombinedOutput(); err != nil {
@@ -256,9 +266,14 @@ func (c *chaosCluster) waitLeader(timeout time.Duration) string {
 	return ""
 }
 
-// healAll ends every fault: links pass, paused nodes resume, dead nodes
-// start.
+// healAll ends every fault: links pass, disks are fast, paused nodes
+// resume, dead nodes start.
 func (c *chaosCluster) healAll() {
+	for _, n := range c.nodes {
+		if n.disk != nil {
+			n.disk.SetFsyncDelay(0)
+		}
+	}
 	for _, p := range c.raft {
 		p.SetMode(testkit.Pass)
 	}

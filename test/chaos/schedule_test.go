@@ -24,6 +24,8 @@ const (
 	faultTunnelCut faultKind = "tunnel-cut"     // the node's admin port (tunnels, peers) blackholed for For
 	faultCatchUp   faultKind = "catch-up-crash" // kill, restart after For, kill again After into its catch-up, restart
 	faultInstall   faultKind = "install-crash"  // kill, restart after For, kill again while it installs a snapshot (if it needs one), restart
+	faultSlowFsync faultKind = "slow-fsync"     // every file fsync in the node's data directory takes Delay longer, for For
+	faultPowerLoss faultKind = "power-loss"     // SIGKILL and every unsynced byte of the node's data directory dropped; restart after For
 )
 
 // leaderTarget in a fault's Target means "whichever data node leads when
@@ -40,6 +42,7 @@ type fault struct {
 	To     string        // one-way loss: the receiving side
 	For    time.Duration // how long the fault lasts
 	After  time.Duration // catch-up-crash: time from the restart to the second kill
+	Delay  time.Duration // slow-fsync: added to every fsync
 }
 
 func (f fault) String() string {
@@ -51,6 +54,9 @@ func (f fault) String() string {
 	if f.After > 0 {
 		s += fmt.Sprintf(", again %v into catch-up", f.After.Round(time.Millisecond))
 	}
+	if f.Delay > 0 {
+		s += fmt.Sprintf(", fsync +%v", f.Delay.Round(time.Millisecond))
+	}
 	return s
 }
 
@@ -58,7 +64,7 @@ func (f fault) String() string {
 // 1-3 s apart, aimed at the leader half of the time.
 func makeSchedule(seed int64, nodes []string, total time.Duration) []fault {
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x6b65656c))
-	kinds := []faultKind{faultKill9, faultKill9, faultPause, faultPause, faultPartition, faultPartition, faultOneWay, faultTunnelCut, faultCatchUp, faultInstall}
+	kinds := []faultKind{faultKill9, faultKill9, faultPause, faultPause, faultPartition, faultPartition, faultOneWay, faultTunnelCut, faultCatchUp, faultInstall, faultSlowFsync, faultPowerLoss}
 	between := func(lo, hi time.Duration) time.Duration { return lo + time.Duration(rng.Int64N(int64(hi-lo))) }
 	pick := func() string {
 		if rng.IntN(2) == 0 {
@@ -87,6 +93,11 @@ func makeSchedule(seed int64, nodes []string, total time.Duration) []fault {
 			f.After = between(100*time.Millisecond, 1500*time.Millisecond)
 		case faultInstall:
 			f.For = between(5*time.Second, 9*time.Second) // beyond a snapshot interval (5 s)
+		case faultSlowFsync:
+			f.For = between(2*time.Second, 6*time.Second)
+			f.Delay = between(50*time.Millisecond, 400*time.Millisecond)
+		case faultPowerLoss:
+			f.For = between(time.Second, 5*time.Second)
 		}
 		out = append(out, f)
 		at += f.For + f.After + between(time.Second, 3*time.Second)
@@ -169,6 +180,18 @@ func (c *chaosCluster) run(f fault, stop <-chan struct{}) string {
 		n.kill()
 		sleep(time.Second)
 		n.start()
+	case faultSlowFsync:
+		if why := c.skipDisk(n); why != "" {
+			target += why
+			break
+		}
+		c.slowFsync(n, f.Delay, f.For, sleep)
+	case faultPowerLoss:
+		if why := c.skipDisk(n); why != "" {
+			target += why
+			break
+		}
+		target += fmt.Sprintf(" (%d unsynced bytes dropped)", c.powerLoss(n, f.For, sleep))
 	case faultInstall:
 		n.kill()
 		c.fill(f.For, stop) // the log passes whole segments: the node will need a snapshot

@@ -137,9 +137,27 @@ func (f *FS) Syncs() int64 {
 	return f.syncs
 }
 
+// Cut stops the disk at once, as a power loss does: from now on every
+// operation fails with EIO, an fsync in flight too unless it has already
+// begun writing to the backing file (it then completes, as a whole), so
+// nothing more reaches the backing directory. It returns how many unsynced
+// bytes the disk holds then, which Crash will drop. A power loss is Cut,
+// then kill the processes, then Crash: killing first lets the fsyncs a
+// process had in flight complete after its death, which a real power loss
+// does not.
+func (f *FS) Cut() int64 {
+	f.life.Lock()
+	defer f.life.Unlock()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.crashed = true
+	return f.dirtyBytes
+}
+
 // Crash simulates a power loss: every byte not fsync'd is dropped and the
-// filesystem is unmounted. Kill the processes using it first; a process still
-// holding files open gets EIO from then on and the mount is detached lazily.
+// filesystem is unmounted. Kill the processes using it first (or Cut, kill,
+// Crash: see Cut); a process still holding files open gets EIO from then on
+// and the mount is detached lazily.
 func (f *FS) Crash() error {
 	f.life.Lock()
 	f.mu.Lock()

@@ -375,3 +375,90 @@ func TestOverwriteWhenFull(t *testing.T) {
 		t.Fatalf("backing after the overwrites: len %d, %q at 100, %q at 200", len(b), b[100:106], b[200])
 	}
 }
+
+// TestMountOverAndRemount: MountOver keeps a directory's files (moved to
+// the backing directory, seen through the mount), refuses to mount twice,
+// and Remount after a crash shows what was synced only.
+func TestMountOverAndRemount(t *testing.T) {
+	if err := Available(); err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "old"), []byte("before"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := MountOver(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Crash() })
+	if got := read(t, filepath.Join(dir, "old")); string(got) != "before" {
+		t.Fatalf("old file through the mount: %q", got)
+	}
+	if g, err := MountOver(dir); err == nil {
+		_ = g.Crash()
+		t.Fatal("a second MountOver of the same directory succeeded")
+	}
+	if _, err := f.Remount(); err == nil {
+		t.Fatal("Remount of a mounted FS succeeded")
+	}
+	write(t, filepath.Join(dir, "synced"), []byte("kept"), true)
+	write(t, filepath.Join(dir, "unsynced"), []byte("lost"), false)
+	if f.DirtyBytes() == 0 {
+		t.Fatal("no dirty bytes after an unsynced write")
+	}
+	if err := f.Crash(); err != nil {
+		t.Fatal(err)
+	}
+	g, err := f.Remount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Crash() })
+	if got := read(t, filepath.Join(dir, "synced")); string(got) != "kept" {
+		t.Errorf("synced file after the crash: %q", got)
+	}
+	if got := read(t, filepath.Join(dir, "unsynced")); len(got) != 0 {
+		t.Errorf("unsynced file after the crash: %q, want empty", got)
+	}
+	if g.DirtyBytes() != 0 {
+		t.Errorf("a remounted FS has %d dirty bytes", g.DirtyBytes())
+	}
+}
+
+// TestCutFailsFsyncInFlight: an fsync still in its delay when the power is
+// cut fails and syncs nothing; later operations fail with EIO; Crash then
+// drops the data.
+func TestCutFailsFsyncInFlight(t *testing.T) {
+	f, _ := mount(t)
+	p := filepath.Join(f.Mountpoint, "x")
+	fd, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fd.Close()
+	if _, err := fd.Write(bytes.Repeat([]byte("a"), 8192)); err != nil {
+		t.Fatal(err)
+	}
+	f.SetFsyncDelay(300 * time.Millisecond)
+	done := make(chan error, 1)
+	go func() { done <- fd.Sync() }()
+	time.Sleep(100 * time.Millisecond) // the fsync is in its delay
+	if n := f.Cut(); n != 8192 {
+		t.Errorf("Cut: %d dirty bytes, want 8192", n)
+	}
+	if err := <-done; !errors.Is(err, syscall.EIO) {
+		t.Errorf("fsync in flight at the cut: %v, want EIO", err)
+	}
+	if _, err := fd.Write([]byte("b")); !errors.Is(err, syscall.EIO) {
+		t.Errorf("write after the cut: %v, want EIO", err)
+	}
+	fd.Close()
+	g := remount(t, f)
+	if got := read(t, filepath.Join(g.Mountpoint, "x")); len(got) != 0 {
+		t.Errorf("after the cut and crash the file has %d bytes, want 0", len(got))
+	}
+}
