@@ -211,7 +211,7 @@ func (s *Store) LookupReply(id RequestID) (res Result, found bool, err error) {
 	if len(id.Client) > MaxRequestClient {
 		return Result{}, false, nil
 	}
-	err = s.view(func(r reader) error {
+	err = s.point(func(r reader) error {
 		b, ok, err := get(r, replyKey(&id))
 		if err != nil || !ok {
 			return err

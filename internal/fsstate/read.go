@@ -31,6 +31,19 @@ func (s *Store) view(fn func(r reader) error) error {
 	return fn(snap)
 }
 
+// point runs fn, which reads a single key, against the database itself: one
+// Get sees one committed state on its own, so it needs no snapshot (making
+// and releasing one costs more than the Get: the release looks for
+// compactions it may have held back).
+func (s *Store) point(fn func(r reader) error) error {
+	db, err := s.acquire()
+	if err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
+	return fn(db)
+}
+
 // get returns a copy of key's value; ok is false if it does not exist.
 func get(r reader, key []byte) (val []byte, ok bool, err error) {
 	v, closer, err := r.Get(key)
@@ -81,7 +94,7 @@ func getVolume(r reader, id uint64) (Volume, error) {
 
 // GetAttr returns an inode's attributes (ESTALE if it does not exist).
 func (s *Store) GetAttr(vol, ino uint64) (a Attr, err error) {
-	err = s.view(func(r reader) error {
+	err = s.point(func(r reader) error {
 		n, err := getInode(r, vol, ino)
 		if err == nil {
 			a = n.Attr
@@ -301,7 +314,7 @@ func readDirEntry(r reader, vol, dir, cookie uint64, name string) (DirEntry, err
 
 // Readlink returns a symlink's target (EINVAL if ino is not a symlink).
 func (s *Store) Readlink(vol, ino uint64) (target string, err error) {
-	err = s.view(func(r reader) error {
+	err = s.point(func(r reader) error {
 		n, err := getInode(r, vol, ino)
 		if err != nil {
 			return err
@@ -362,7 +375,7 @@ func (s *Store) VolumeByName(name string) (v Volume, err error) {
 
 // VolumeByID returns volume id (ENOENT if none).
 func (s *Store) VolumeByID(id uint64) (v Volume, err error) {
-	err = s.view(func(r reader) error {
+	err = s.point(func(r reader) error {
 		v, err = getVolume(r, id)
 		return err
 	})
