@@ -98,6 +98,9 @@ type request struct {
 	snap uint64 // the snapshot's raft index; 0 for the live volume
 	cred *fsstate.Cred
 	call *rpc.Call
+	// obj is the attributes of the handle the request was opened with,
+	// read when it was opened (beginAt) to tell a stale handle.
+	obj fsstate.Attr
 }
 
 // nfsErr carries an NFS status out of the helpers.
@@ -223,6 +226,8 @@ func (s *Server) beginAt(ctx context.Context, handle []byte, local bool) (*reque
 	if err == nil {
 		if a, gerr := r.st.GetAttr(h.Vol, h.Ino); gerr != nil || a.Gen != h.Gen {
 			err = nfsErr(nfsv3.NFS3ERR_STALE)
+		} else {
+			r.obj = a
 		}
 	}
 	if err != nil && local {
