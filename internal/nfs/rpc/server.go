@@ -118,6 +118,7 @@ type Server struct {
 
 	budgetOnce sync.Once
 	bytes      *weighted
+	workers    workers
 }
 
 var errClosed = errors.New("rpc: server closed")
@@ -153,6 +154,7 @@ func (s *Server) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.done = true
+	s.workers.close()
 	for ln := range s.lns {
 		_ = ln.Close()
 	}
@@ -250,11 +252,11 @@ func (s *Server) ServeConn(c net.Conn) {
 			return
 		}
 		wg.Add(1)
-		go func() {
+		s.workers.run(func() {
 			defer wg.Done()
 			defer func() { <-cn.sem }()
 			cn.handle(ic)
-		}()
+		})
 	}
 }
 
