@@ -16,6 +16,8 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"hash"
+	"sync"
 )
 
 // Handle format versions.
@@ -43,19 +45,28 @@ type Handle struct {
 	Snap uint64 // 0: the live volume; else the snapshot taken at this raft index
 }
 
-// Codec makes and checks handles under one secret.
-type Codec struct{ key []byte }
+// Codec makes and checks handles under one secret. It is safe for
+// concurrent use.
+type Codec struct {
+	key  []byte
+	macs sync.Pool // of hash.Hash: HMAC-SHA256 under key (every NFS call checks a handle or two)
+}
 
 // NewCodec returns a codec keyed by the cluster's secret.
 func NewCodec(secret []byte) *Codec {
 	k := sha256.Sum256(append([]byte("keel file handle v1\x00"), secret...))
-	return &Codec{key: k[:]}
+	c := &Codec{key: k[:]}
+	c.macs.New = func() any { return hmac.New(sha256.New, c.key) }
+	return c
 }
 
 func (c *Codec) mac(b []byte) []byte {
-	m := hmac.New(sha256.New, c.key)
+	m := c.macs.Get().(hash.Hash)
+	m.Reset()
 	m.Write(b)
-	return m.Sum(nil)[:16]
+	sum := m.Sum(make([]byte, 0, sha256.Size))[:16]
+	c.macs.Put(m)
+	return sum
 }
 
 // Encode returns the wire form of h.
