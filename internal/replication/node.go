@@ -98,6 +98,7 @@ var ErrUnknownOutcome = errors.New("replication: leadership was lost while the c
 // Node is one member of the raft group.
 type Node struct {
 	cfg     Config
+	free    freeCache
 	log     *slog.Logger
 	raft    *raft.Raft
 	wal     *wal.WAL
@@ -133,8 +134,9 @@ func Open(cfg Config) (*Node, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.NewNode()
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "replication"), metrics: cfg.Metrics, stop: make(chan struct{})}
-	ok := false
+	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "replication"), metrics: cfg.Metrics, stop: make(chan struct{}),
+		free: freeCache{statfs: diskFree, now: time.Now}}
+	var ok bool
 	defer func() {
 		if !ok {
 			n.closeStores()
@@ -451,23 +453,17 @@ func (n *Node) checkSpace(cmds []*fsstate.Command) error {
 	for _, c := range cmds {
 		need += uint64(len(c.Data))
 	}
-	free := n.cfg.freeSpace
-	if free == nil {
-		free = diskFree
+	var ok bool
+	if n.cfg.freeSpace != nil {
+		ok = n.cfg.freeSpace(n.cfg.Dir) >= need
+	} else {
+		ok = n.free.atLeast(n.cfg.Dir, need)
 	}
-	if free(n.cfg.Dir) < need {
+	if !ok {
 		n.metrics.Errors.WithLabelValues("disk_full").Inc()
 		return ErrDiskFull
 	}
 	return nil
-}
-
-func diskFree(dir string) uint64 {
-	var s syscall.Statfs_t
-	if syscall.Statfs(dir, &s) != nil {
-		return ^uint64(0) // unknown: let the write try
-	}
-	return s.Bavail * uint64(s.Bsize)
 }
 
 func (n *Node) mapErr(err error) error {
