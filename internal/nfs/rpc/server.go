@@ -478,6 +478,10 @@ func (w *results) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// AvailableBuffer returns the spare room after the results so far: go-xdr
+// appends each integer there instead of allocating its bytes.
+func (w *results) AvailableBuffer() []byte { return w.cur[len(w.cur):] }
+
 // segments returns the reply's pieces, the first starting with the prefix.
 func (w *results) segments() net.Buffers {
 	if len(w.cur) > 0 {
