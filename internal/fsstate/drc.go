@@ -114,9 +114,14 @@ func drcCutoff(now Time) (cutoff Time, ok bool) {
 // replay returns the recorded Result of request id, if there is one made
 // with the same argument hash that has not expired at now.
 func (t *txn) replay(id *RequestID, now Time) (Result, bool, error) {
-	b, ok, err := t.get(replyKey(id))
-	if err != nil || !ok {
+	rk := replyKey(id)
+	b, ok, err := t.get(rk)
+	if err != nil {
 		return Result{}, false, err
+	}
+	t.replied.key, t.replied.val, t.replied.ok = rk, b, ok
+	if !ok {
+		return Result{}, false, nil
 	}
 	rec, err := decodeReply(b)
 	if err != nil {
@@ -140,7 +145,7 @@ func (t *txn) recordReply(c *Command, r Result) error {
 		return err
 	}
 	rk := replyKey(c.Req)
-	if old, ok, err := t.get(rk); err != nil {
+	if old, ok, err := t.replyRecord(rk); err != nil {
 		return err
 	} else if ok {
 		rec, err := decodeReplyHead(old)
@@ -154,6 +159,15 @@ func (t *txn) recordReply(c *Command, r Result) error {
 	t.set(rk, rec.encode())
 	t.set(replyTimeKey(c.Time, rk), []byte{})
 	return nil
+}
+
+// replyRecord returns the record under rk: the one replay read, unless the
+// command has written or deleted rk since (expireReplies may have).
+func (t *txn) replyRecord(rk []byte) ([]byte, bool, error) {
+	if _, written := t.points[string(rk)]; !written && len(t.ranges) == 0 && t.replied.key != nil && bytes.Equal(t.replied.key, rk) {
+		return t.replied.val, t.replied.ok, nil
+	}
+	return t.get(rk)
 }
 
 // expireReplies deletes the oldest records made before now-DRCRetention,

@@ -30,6 +30,13 @@ type txn struct {
 	// (volsnap.go).
 	drops []snapID
 	done  []snapID
+
+	// replied is what replay read under the command's reply key (nil
+	// key: nothing yet), for recordReply, which replaces that record.
+	replied struct {
+		key, val []byte
+		ok       bool
+	}
 }
 
 type pending struct {
@@ -68,6 +75,7 @@ func (t *txn) reset(c *Command) {
 	clear(t.vols)
 	t.ranges = t.ranges[:0]
 	t.drops = t.drops[:0]
+	t.replied.key, t.replied.val, t.replied.ok = nil, nil, false
 }
 
 // get returns a copy of key's value; ok is false if it does not exist.
