@@ -61,6 +61,12 @@ type NodeConfig struct {
 	// the newest one as its state, then catches up from the leader with
 	// only the changes made after it. Ignored once the node has data.
 	SeedFrom string `yaml:"seed_from,omitempty"`
+	// MinFreeSpace is the free space the data disk keeps for the raft log
+	// and the state's own bookkeeping; 0: 256MiB, at least 16MiB. Below it
+	// the node reports its disk full; a leader hands its role to a node
+	// with room, or else refuses changes that add data with ENOSPC
+	// (removals still go through).
+	MinFreeSpace Size `yaml:"min_free_space,omitempty"`
 }
 
 // Peer is one member of the cluster as the others see it.

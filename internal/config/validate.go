@@ -138,6 +138,10 @@ func (c *Config) Validate() error {
 
 	v.raft(c.Raft)
 	v.logSegment(c.Raft.LogSegmentSize)
+	if m := c.Node.MinFreeSpace; m != 0 && m < 16<<20 {
+		v.add("node.min_free_space", m.String(), "is below the minimum of 16MiB",
+			"set it to 16MiB or more (the raft log and the state need room for their own writes), or remove it for the default 256MiB")
+	}
 	v.nfs(c.NFS)
 
 	// Log.

@@ -91,6 +91,7 @@ func TestValidate(t *testing.T) {
 		{"election < heartbeat", func(c *Config) { c.Raft.ElectionTimeout = Duration(300 * time.Millisecond) }, []string{"raft.election_timeout"}},
 		{"lease > heartbeat", func(c *Config) { c.Raft.LeaderLeaseTimeout = Duration(2 * time.Second) }, []string{"raft.leader_lease_timeout"}},
 		{"log segment too small", func(c *Config) { c.Raft.LogSegmentSize = 64 << 10 }, []string{"raft.log_segment_size"}},
+		{"min free space too small", func(c *Config) { c.Node.MinFreeSpace = 1 << 20 }, []string{"node.min_free_space"}},
 		{"log segment too big", func(c *Config) { c.Raft.LogSegmentSize = 2 << 30 }, []string{"raft.log_segment_size"}},
 		{"no apply timeout", func(c *Config) { c.Raft.ApplyTimeout = 0 }, []string{"raft.apply_timeout"}},
 		{"negative commit", func(c *Config) { c.Raft.CommitTimeout = -1 }, []string{"raft.commit_timeout"}},

@@ -40,6 +40,9 @@ func (s *Store) ApplyBatch(entries []Entry) []Result {
 	}
 	res, err := s.TryApplyBatch(entries)
 	if err != nil {
+		if s.disk.Stop != nil && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)) {
+			s.disk.Stop("applying committed entries to the state", err)
+		}
 		s.log.Error("apply failed; stopping", "err", err)
 		panic(err)
 	}

@@ -6,11 +6,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Store is the filesystem state of one raft group, kept in a Pebble database
@@ -37,6 +40,20 @@ type Store struct {
 	snaps map[snapID]*Store
 
 	snapOf *Store // on the store of a volume snapshot: the store it belongs to
+
+	disk DiskHooks
+}
+
+// DiskHooks tell the store's owner about a full disk. Both may be nil.
+type DiskHooks struct {
+	// NoSpace is called when a write of the state (a flush, a compaction,
+	// its manifest) fails for want of space; Pebble retries the write once
+	// the call returns, so it should not return at once.
+	NoSpace func(err error)
+	// Stop is called instead of panicking when the state cannot go on for
+	// want of space (its manifest cannot be written, or an apply fails);
+	// it should end the process with a clear message.
+	Stop func(what string, err error)
 }
 
 const (
@@ -59,10 +76,15 @@ const (
 // rolls back a RestoreFrom interrupted by a crash, and fails with an error
 // wrapping ErrFormat if the directory holds a store in an unknown format.
 func Open(dir string, logger *slog.Logger) (*Store, error) {
+	return OpenWith(dir, logger, DiskHooks{})
+}
+
+// OpenWith is Open with hooks for a full disk.
+func OpenWith(dir string, logger *slog.Logger, hooks DiskHooks) (*Store, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s := &Store{dir: dir, log: logger.With("component", "fsstate")}
+	s := &Store{dir: dir, log: logger.With("component", "fsstate"), disk: hooks}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("fsstate: create %s: %w", dir, err)
 	}
@@ -127,8 +149,11 @@ func (s *Store) options(readOnly bool) *pebble.Options {
 		DisableWAL:         true, // the raft log is the WAL
 		FormatMajorVersion: pebble.FormatValueSeparation,
 		MemTableSize:       memTableSize,
-		Logger:             pebbleLogger{s.log},
+		Logger:             pebbleLogger{s.log, s.disk.Stop},
 		ReadOnly:           readOnly,
+	}
+	if h := s.disk.NoSpace; h != nil && !readOnly {
+		o.FS = vfs.OnDiskFull(vfs.Default, func() { h(syscall.ENOSPC) })
 	}
 	o.Experimental.EnableColumnarBlocks = func() bool { return true }
 	o.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
@@ -283,7 +308,10 @@ func syncDir(dir string) error {
 }
 
 // pebbleLogger sends Pebble's log output to slog.
-type pebbleLogger struct{ l *slog.Logger }
+type pebbleLogger struct {
+	l    *slog.Logger
+	stop func(what string, err error) // for a fatal error that is a full disk
+}
 
 func (p pebbleLogger) Infof(format string, args ...any) {
 	p.l.Debug(fmt.Sprintf(format, args...), "source", "pebble")
@@ -296,5 +324,8 @@ func (p pebbleLogger) Errorf(format string, args ...any) {
 func (p pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	p.l.Error(msg, "source", "pebble")
+	if p.stop != nil && (strings.Contains(msg, syscall.ENOSPC.Error()) || strings.Contains(msg, syscall.EDQUOT.Error())) {
+		p.stop("writing the state (Pebble)", fmt.Errorf("%s: %w", msg, syscall.ENOSPC))
+	}
 	panic("pebble: " + msg)
 }

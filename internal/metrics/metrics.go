@@ -36,6 +36,8 @@ type Node struct {
 	SnapshotInstallBytes prometheus.Counter     // snapshot stream bytes received from leaders
 	SnapshotInstalls     *prometheus.CounterVec // finished receives, by result: installed, failed
 	Errors               *prometheus.CounterVec
+	DiskFree             prometheus.Gauge // free bytes on the data disk
+	DiskFull             prometheus.Gauge // 1 while the data disk is full (below node.min_free_space, or writes meet ENOSPC)
 
 	NFSInFlightBytes prometheus.Gauge       // bytes held by NFS calls in flight, all connections
 	NFSInFlightLimit prometheus.Gauge       // the server-wide budget of those bytes
@@ -80,6 +82,9 @@ func NewNode() *Node {
 		SnapshotInstalls: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "keel", Name: "raft_snapshot_installs_total",
 			Help: "Snapshot streams received from leaders, by result (installed, failed)."}, []string{"result"}),
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "keel", Name: "errors_total", Help: "Errors by kind."}, []string{"kind"}),
+		DiskFree: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "keel", Name: "disk_free_bytes", Help: "Free bytes on the data disk (statfs, what unprivileged writers may use)."}),
+		DiskFull: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "keel", Name: "disk_full",
+			Help: "1 while the data disk is full: its free space is below node.min_free_space, or a write of the raft log or the state met ENOSPC in the last 10 s."}),
 
 		NFSInFlightBytes: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "keel", Name: "nfs_inflight_bytes",
 			Help: "Bytes held by NFS calls in flight on all connections: request records being read or served, and reservations for replies not yet written."}),
@@ -100,7 +105,7 @@ func NewNode() *Node {
 	m.Registry.MustRegister(
 		m.CommitLatency, m.ApplyLatency, m.ReadIndexWait, m.ReadConfirms, m.BytesWritten, m.AppliedEntries,
 		m.LeaderChanges, m.IsLeader, m.Term, m.LogBytes, m.SnapshotBytes, m.RaftSentBytes,
-		m.RaftRecvBytes, m.SnapshotsTaken, m.SnapshotsSent, m.SnapshotInstalling, m.SnapshotInstallBytes, m.SnapshotInstalls, m.Errors,
+		m.RaftRecvBytes, m.SnapshotsTaken, m.SnapshotsSent, m.SnapshotInstalling, m.SnapshotInstallBytes, m.SnapshotInstalls, m.Errors, m.DiskFree, m.DiskFull,
 		m.NFSInFlightBytes, m.NFSInFlightLimit, m.NFSInFlightWaits, m.NFSStalledClosed,
 		m.BackupRuns, m.BackupLastSuccess, m.BackupUploaded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -108,12 +108,12 @@ func (n *Node) status() cluster.NodeStatus {
 		Raft: rs, Health: "ok", DiskFree: diskFree(n.cfg.Path(n.cfg.Node.DataDir)),
 	}
 	switch {
+	case rs.Disk.Full:
+		st.Health = "degraded: data disk full: " + rs.Disk.Reason
 	case rs.LeaderID == "":
 		st.Health = "no-leader"
 	case rs.State != "leader" && !rs.LastContact.IsZero() && time.Since(rs.LastContact) > 5*time.Second:
 		st.Health = "degraded: no contact with the leader for " + time.Since(rs.LastContact).Round(time.Second).String()
-	case st.DiskFree < 256<<20:
-		st.Health = "degraded: less than 256 MiB free on the data disk"
 	}
 	st.Tunnels = n.tunnels.list()
 	st.Active = n.activeInfo()

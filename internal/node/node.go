@@ -136,6 +136,8 @@ func Start(cfg *config.Config, logger *slog.Logger) (*Node, error) {
 		WALSegmentSize:     int(cfg.Raft.LogSegmentSize),
 		Logger:             logger, Metrics: n.metrics,
 		PickTransferTarget: n.pickDataLeader,
+		MinFreeBytes:       uint64(cfg.Node.MinFreeSpace),
+		Fatal:              diskFatal,
 	})
 	if err != nil {
 		n.raftLn.Close()
@@ -176,6 +178,7 @@ func Start(cfg *config.Config, logger *slog.Logger) (*Node, error) {
 	go n.schedules.loop(ctx, scheduleTick(cfg.Backups))
 	go n.retainLoop(ctx)
 	go n.membersLoop(ctx)
+	go n.peerDiskLoop(ctx)
 	if cfg.Node.Role == config.RoleWitness {
 		every := cfg.Raft.SnapshotInterval.D()
 		if every <= 0 {

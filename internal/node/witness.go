@@ -56,8 +56,9 @@ func (n *Node) compactWitnessLoop(ctx context.Context, every time.Duration) {
 	}
 }
 
-// pickDataLeader finds the data node a witness should hand leadership to:
-// the reachable one with the highest applied index.
+// pickDataLeader finds the data node a witness, or a leader whose disk is
+// full, should hand leadership to: the reachable one with room on its disk
+// and the highest applied index.
 func (n *Node) pickDataLeader() (id, addr string, ok bool) {
 	client, err := cluster.NewClient(n.clientConfig())
 	if err != nil {
@@ -71,7 +72,7 @@ func (n *Node) pickDataLeader() (id, addr string, ok bool) {
 	ch := make(chan *answer)
 	count := 0
 	for _, p := range n.peers() {
-		if p.Role != config.RoleData {
+		if p.Role != config.RoleData || p.ID == n.cfg.Node.ID {
 			continue
 		}
 		count++
@@ -79,7 +80,7 @@ func (n *Node) pickDataLeader() (id, addr string, ok bool) {
 			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 			defer cancel()
 			st, err := client.NodeStatus(ctx, p.AdminAddr)
-			if err != nil {
+			if err != nil || st.Raft.Disk.Full {
 				ch <- nil
 				return
 			}

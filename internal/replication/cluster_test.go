@@ -500,7 +500,7 @@ func TestDiskFullRefusesWritesKeepsReadsAndRecovers(t *testing.T) {
 	l := c.leader()
 	before := l.Status().LastIndex
 
-	free.Store(1 << 20) // below the 64 MiB reserve
+	free.Store(1 << 20) // below the 256 MiB reserve
 	_, err := l.Apply(ctxT(t), &fsstate.Command{Op: fsstate.OpWrite, Vol: vol, Ino: ino, Offset: 100, Data: []byte("x"), Time: 1})
 	if !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("write on a full disk: %v, want ENOSPC", err)
@@ -558,4 +558,35 @@ func TestWitnessCompactsOnlyWhatDataNodesHold(t *testing.T) {
 	if _, err := c.nodes["n1"].CompactWitnessLog(5); err == nil {
 		t.Fatal("a data node compacted as a witness")
 	}
+}
+
+func TestQuorumWithoutRoomRefusesWrites(t *testing.T) {
+	c := newTestCluster(t, RoleData, RoleData, RoleData)
+	c.startAll()
+	vol := c.apply(&fsstate.Command{Op: fsstate.OpCreateVolume, VolName: "v", SizeLimit: 1 << 30}).Volume.ID
+	ino := createFile(t, c, vol, "f")
+	l := c.leader()
+	var others []string
+	for id := range c.nodes {
+		if id != l.cfg.ID {
+			others = append(others, id)
+		}
+	}
+	write := func() error {
+		_, err := l.Apply(ctxT(t), &fsstate.Command{Op: fsstate.OpWrite, Vol: vol, Ino: ino, Data: []byte("x"), Time: 1})
+		return err
+	}
+	l.SetPeerDiskFull(others[0], true) // one full follower: the other two are a quorum
+	if err := write(); err != nil {
+		t.Fatalf("write with one follower full: %v", err)
+	}
+	l.SetPeerDiskFull(others[1], true)
+	if err := write(); !errors.Is(err, ErrQuorumDiskFull) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("write with both followers full: %v, want ErrQuorumDiskFull (ENOSPC)", err)
+	}
+	if r, err := l.Apply(ctxT(t), &fsstate.Command{Op: fsstate.OpRemove, Vol: vol, Dir: fsstate.RootIno, Name: "f", Time: 2}); err != nil || r.Err != 0 {
+		t.Fatalf("remove with both followers full: %v %v", err, r.Err)
+	}
+	l.SetPeerDiskFull(others[0], false)
+	createFile(t, c, vol, "after")
 }

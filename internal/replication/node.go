@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -58,9 +57,13 @@ type Config struct {
 	SnapshotBytes uint64
 	TrailingLogs  uint64
 	// MinFreeBytes is the free space the data disk must keep: below it the
-	// leader refuses changes that add data (ENOSPC), while removals, which
-	// free space, still go through. 0 means 64 MiB.
+	// node reports its disk full, a leader hands its role to a node with
+	// room or else refuses changes that add data (ENOSPC), while removals,
+	// which free space, still go through. 0: DefaultMinFreeBytes.
 	MinFreeBytes uint64
+	// Fatal ends the process when the node cannot go on for want of space
+	// (nil: print msg and exit with ExitDiskFull).
+	Fatal func(msg string)
 
 	Logger  *slog.Logger
 	Metrics *metrics.Node
@@ -111,6 +114,11 @@ type Node struct {
 	witness *witnessFSM
 	metrics *metrics.Node
 
+	guard      *diskGuard
+	handoff    chan struct{}
+	peerDiskMu sync.Mutex
+	peerDisk   map[string]time.Time // peers last seen with a full disk
+
 	readyMu   sync.Mutex
 	readyTerm uint64
 	freeze    freezeWatch
@@ -135,7 +143,8 @@ func Open(cfg Config) (*Node, error) {
 		cfg.Metrics = metrics.NewNode()
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "replication"), metrics: cfg.Metrics, stop: make(chan struct{}),
-		free: freeCache{statfs: diskFree, now: time.Now}}
+		free: freeCache{statfs: diskFree, now: time.Now}, handoff: make(chan struct{}, 1)}
+	n.guard = newDiskGuard(cfg, n.log)
 	var ok bool
 	defer func() {
 		if !ok {
@@ -174,7 +183,13 @@ func Open(cfg Config) (*Node, error) {
 		n.witness = &witnessFSM{snaps: n.snaps}
 		fsm = n.witness
 	} else {
-		st, err := fsstate.Open(cfg.Dir, cfg.Logger)
+		st, err := fsstate.OpenWith(cfg.Dir, cfg.Logger, fsstate.DiskHooks{
+			NoSpace: func(err error) {
+				n.guard.hit("state (Pebble)", err)
+				time.Sleep(time.Second) // Pebble retries at once, and again after each failure
+			},
+			Stop: n.guard.stop,
+		})
 		if err != nil {
 			return nil, fmt.Errorf("replication: open state: %w", err)
 		}
@@ -237,12 +252,14 @@ func Open(cfg Config) (*Node, error) {
 		rc.SnapshotInterval = 24 * 365 * time.Hour
 	}
 
-	logs, err := raft.NewLogCache(512, w)
+	cache, err := raft.NewLogCache(512, &guardedLogs{LogStore: w, g: n.guard})
 	if err != nil {
 		return nil, fmt.Errorf("replication: log cache: %w", err)
 	}
+	logs := &guardedLogs{LogStore: cache, g: n.guard, outer: true}
+	stable := &guardedStable{StableStore: w, g: n.guard}
 	if cfg.Bootstrap {
-		has, err := raft.HasExistingState(logs, w, n.snaps)
+		has, err := raft.HasExistingState(logs, stable, n.snaps)
 		if err != nil {
 			return nil, fmt.Errorf("replication: %w", err)
 		}
@@ -251,12 +268,12 @@ func Open(cfg Config) (*Node, error) {
 			for _, p := range cfg.Peers {
 				servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Addr)})
 			}
-			if err := raft.BootstrapCluster(rc, logs, w, n.snaps, n.trans, raft.Configuration{Servers: servers}); err != nil {
+			if err := raft.BootstrapCluster(rc, logs, stable, n.snaps, n.trans, raft.Configuration{Servers: servers}); err != nil {
 				return nil, fmt.Errorf("replication: bootstrap: %w", err)
 			}
 		}
 	}
-	r, err := raft.NewRaft(rc, fsm, logs, w, n.snaps, n.trans)
+	r, err := raft.NewRaft(rc, fsm, logs, stable, n.snaps, n.trans)
 	if err != nil {
 		return nil, fmt.Errorf("replication: start raft: %w", err)
 	}
@@ -268,7 +285,8 @@ func Open(cfg Config) (*Node, error) {
 		_, isLeader := o.Data.(raft.LeaderObservation)
 		return isLeader
 	}))
-	n.wg.Add(2)
+	n.wg.Add(3)
+	go n.watchDisk()
 	go n.watchLeadership(obs)
 	go n.watchFreezes()
 	if n.data != nil {
@@ -428,49 +446,11 @@ func (n *Node) waitApplied(cmds []*fsstate.Command, futures []raft.ApplyFuture, 
 	return out, nil
 }
 
-// ErrDiskFull says the leader's data disk is nearly full; it wraps
-// syscall.ENOSPC so that callers answer with "no space".
-var ErrDiskFull = fmt.Errorf("replication: the leader's data disk is nearly full; free space on it or move leadership with `keel failover`: %w", syscall.ENOSPC)
-
-// checkSpace refuses changes that add data when the data disk is below its
-// reserve, before they reach the log: the raft log and the state need room
-// to take them, and a node that runs out mid-write stops taking part.
-func (n *Node) checkSpace(cmds []*fsstate.Command) error {
-	adds := false
-	for _, c := range cmds {
-		switch c.Op {
-		case fsstate.OpWrite, fsstate.OpCreate, fsstate.OpLink, fsstate.OpCreateVolume:
-			adds = true
-		}
-	}
-	if !adds {
-		return nil
-	}
-	need := n.cfg.MinFreeBytes
-	if need == 0 {
-		need = 64 << 20
-	}
-	for _, c := range cmds {
-		need += uint64(len(c.Data))
-	}
-	var ok bool
-	if n.cfg.freeSpace != nil {
-		ok = n.cfg.freeSpace(n.cfg.Dir) >= need
-	} else {
-		ok = n.free.atLeast(n.cfg.Dir, need)
-	}
-	if !ok {
-		n.metrics.Errors.WithLabelValues("disk_full").Inc()
-		return ErrDiskFull
-	}
-	return nil
-}
-
 func (n *Node) mapErr(err error) error {
 	switch {
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		return n.notLeader()
-	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrEnqueueTimeout):
+	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrEnqueueTimeout), errors.Is(err, errLogStore):
 		return fmt.Errorf("%w (%v)", ErrUnknownOutcome, err)
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return errClosed

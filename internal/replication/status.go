@@ -28,6 +28,8 @@ type Status struct {
 	// SnapshotInstall is the leader's snapshot this node is installing, if
 	// any: resync progress when the log could not catch it up.
 	SnapshotInstall *InstallProgress `json:"snapshot_install,omitempty"`
+	// Disk is the data disk's free space against its reserve.
+	Disk DiskState `json:"disk"`
 }
 
 // Status reports this node's raft state.
@@ -44,6 +46,7 @@ func (n *Node) Status() Status {
 		SentBytes:       map[string]uint64{},
 		ReceivedBytes:   n.stream.received(),
 		SnapshotInstall: n.snaps.installing(),
+		Disk:            n.guard.state(),
 	}
 	st.LeaderID, _ = n.Leader()
 	if n.store != nil {
