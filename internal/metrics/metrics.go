@@ -81,7 +81,7 @@ func NewNode() *Node {
 			Help: "Snapshot stream bytes received from leaders."}),
 		SnapshotInstalls: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "keel", Name: "raft_snapshot_installs_total",
 			Help: "Snapshot streams received from leaders, by result (installed, failed)."}, []string{"result"}),
-		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "keel", Name: "errors_total", Help: "Errors by kind."}, []string{"kind"}),
+		Errors:   prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "keel", Name: "errors_total", Help: "Errors by kind."}, []string{"kind"}),
 		DiskFree: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "keel", Name: "disk_free_bytes", Help: "Free bytes on the data disk (statfs, what unprivileged writers may use)."}),
 		DiskFull: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "keel", Name: "disk_full",
 			Help: "1 while the data disk is full: its free space is below node.min_free_space, or a write of the raft log or the state met ENOSPC in the last 10 s."}),

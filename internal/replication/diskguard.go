@@ -42,7 +42,7 @@ type DiskState struct {
 	// its role to a node with room; changes that add data are refused with
 	// ENOSPC when fewer than a quorum of voters have room.
 	Full   bool      `json:"full"`
-	Since  time.Time `json:"since,omitzero"`  // full since
+	Since  time.Time `json:"since,omitzero"`   // full since
 	Reason string    `json:"reason,omitempty"` // why it is full, and what to do
 }
 
