@@ -172,10 +172,11 @@ func sizeText(b uint64) string {
 	return fmt.Sprintf("%d bytes", b)
 }
 
-// errLogStore marks a failure of the leader's own raft log write: raft
-// steps down when it happens, and the change was not made (raft appends
-// locally before it sends), but to a caller it is a lost leadership.
-var errLogStore = errors.New("replication: the leader could not write its raft log")
+// errLogStore marks a failure of this node's raft log write. On a leader
+// raft steps down when it happens, and the change was not made (raft
+// appends locally before it sends), but to a caller it is a lost
+// leadership; a follower refuses the entries and the leader resends them.
+var errLogStore = errors.New("replication: this node could not write its raft log")
 
 // guardedLogs is the raft log as raft sees it, in two layers around raft's
 // LogCache (which keeps only the text of the errors it passes on): the inner
