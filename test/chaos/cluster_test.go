@@ -272,6 +272,7 @@ func (c *chaosCluster) healAll() {
 	for _, n := range c.nodes {
 		if n.disk != nil {
 			n.disk.SetFsyncDelay(0)
+			n.disk.SetFull(false)
 		}
 	}
 	for _, p := range c.raft {

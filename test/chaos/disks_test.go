@@ -20,7 +20,7 @@ import (
 func (c *chaosCluster) mountDisks() {
 	if err := faultfs.Available(); err != nil {
 		c.noDisks = err
-		c.t.Logf("chaos: data directories stay on the plain filesystem; slow-fsync and power-loss faults will be skipped: %v", err)
+		c.t.Logf("chaos: data directories stay on the plain filesystem; slow-fsync, power-loss and disk-full faults will be skipped: %v", err)
 		return
 	}
 	for _, n := range c.nodes {
@@ -58,6 +58,18 @@ func (c *chaosCluster) slowFsync(n *chaosNode, delay, d time.Duration, sleep fun
 	n.disk.SetFsyncDelay(0)
 }
 
+// diskFull fills n's disk for d: new names, fallocate and writes past a
+// file's end fail with ENOSPC, and statfs shows no room; rewriting blocks a
+// file already has passes, as on ext4 or XFS (a copy-on-write disk makes a
+// full node stop with exit 75, which test/e2e's TestDiskFullLeaderCopyOnWrite
+// covers).
+func (c *chaosCluster) diskFull(n *chaosNode, d time.Duration, sleep func(time.Duration)) {
+	n.disk.SetOverwriteWhenFull(true)
+	n.disk.SetFull(true)
+	sleep(d)
+	n.disk.SetFull(false)
+}
+
 // powerLoss cuts n's power: its disk stops (with writes in flight: for the
 // second before, every fsync takes 20 ms longer, so that bytes written and
 // not yet synced are there as on a busy disk), n gets SIGKILL, every byte
@@ -86,7 +98,7 @@ func (c *chaosCluster) powerLoss(n *chaosNode, d time.Duration, sleep func(time.
 // diskSummary is the summary's line about the disks.
 func (c *chaosCluster) diskSummary() string {
 	if c.noDisks != nil {
-		return fmt.Sprintf("disks: plain, slow-fsync and power-loss skipped (%v)", c.noDisks)
+		return fmt.Sprintf("disks: plain, slow-fsync, power-loss and disk-full skipped (%v)", c.noDisks)
 	}
 	return fmt.Sprintf("disks: faultfs, %d power losses dropped %d unsynced bytes", c.powerLosses, c.droppedBytes)
 }

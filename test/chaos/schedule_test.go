@@ -26,6 +26,7 @@ const (
 	faultInstall   faultKind = "install-crash"  // kill, restart after For, kill again while it installs a snapshot (if it needs one), restart
 	faultSlowFsync faultKind = "slow-fsync"     // every file fsync in the node's data directory takes Delay longer, for For
 	faultPowerLoss faultKind = "power-loss"     // SIGKILL and every unsynced byte of the node's data directory dropped; restart after For
+	faultDiskFull  faultKind = "disk-full"      // the node's data disk full (ext4-like: allocated blocks can be rewritten) for For
 )
 
 // leaderTarget in a fault's Target means "whichever data node leads when
@@ -64,7 +65,7 @@ func (f fault) String() string {
 // 1-3 s apart, aimed at the leader half of the time.
 func makeSchedule(seed int64, nodes []string, total time.Duration) []fault {
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x6b65656c))
-	kinds := []faultKind{faultKill9, faultKill9, faultPause, faultPause, faultPartition, faultPartition, faultOneWay, faultTunnelCut, faultCatchUp, faultInstall, faultSlowFsync, faultPowerLoss}
+	kinds := []faultKind{faultKill9, faultKill9, faultPause, faultPause, faultPartition, faultPartition, faultOneWay, faultTunnelCut, faultCatchUp, faultInstall, faultSlowFsync, faultPowerLoss, faultDiskFull}
 	between := func(lo, hi time.Duration) time.Duration { return lo + time.Duration(rng.Int64N(int64(hi-lo))) }
 	pick := func() string {
 		if rng.IntN(2) == 0 {
@@ -98,6 +99,8 @@ func makeSchedule(seed int64, nodes []string, total time.Duration) []fault {
 			f.Delay = between(50*time.Millisecond, 400*time.Millisecond)
 		case faultPowerLoss:
 			f.For = between(time.Second, 5*time.Second)
+		case faultDiskFull:
+			f.For = between(2*time.Second, 6*time.Second)
 		}
 		out = append(out, f)
 		at += f.For + f.After + between(time.Second, 3*time.Second)
@@ -192,6 +195,12 @@ func (c *chaosCluster) run(f fault, stop <-chan struct{}) string {
 			break
 		}
 		target += fmt.Sprintf(" (%d unsynced bytes dropped)", c.powerLoss(n, f.For, sleep))
+	case faultDiskFull:
+		if why := c.skipDisk(n); why != "" {
+			target += why
+			break
+		}
+		c.diskFull(n, f.For, sleep)
 	case faultInstall:
 		n.kill()
 		c.fill(f.For, stop) // the log passes whole segments: the node will need a snapshot
