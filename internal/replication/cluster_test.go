@@ -500,7 +500,8 @@ func TestDiskFullRefusesWritesKeepsReadsAndRecovers(t *testing.T) {
 	l := c.leader()
 	before := l.Status().LastIndex
 
-	free.Store(1 << 20) // below the 256 MiB reserve
+	free.Store(1 << 20)      // below the 256 MiB reserve
+	time.Sleep(freeCacheAge) // no real disk fills up 1 TiB faster than the guard's cached reading ages
 	_, err := l.Apply(ctxT(t), &fsstate.Command{Op: fsstate.OpWrite, Vol: vol, Ino: ino, Offset: 100, Data: []byte("x"), Time: 1})
 	if !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("write on a full disk: %v, want ENOSPC", err)

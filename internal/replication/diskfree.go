@@ -6,11 +6,11 @@ import (
 	"time"
 )
 
-// freeCache answers the free-space check of every proposal that adds data
-// (checkSpace) without a statfs each time: a reading younger than
+// freeCache gives the disk guard its free-space reading without a statfs
+// for every proposal that adds data (checkSpace): a reading younger than
 // freeCacheAge is used again while it shows more than freeCacheSlack beyond
-// what the check needs, more than this node could take in that time. Close
-// to the reserve every check reads the disk.
+// what the caller needs, more than this node could take in that time. Close
+// to the reserve every call reads the disk.
 type freeCache struct {
 	statfs func(dir string) uint64 // diskFree
 	now    func() time.Time
@@ -25,20 +25,22 @@ const (
 	freeCacheSlack = 1 << 30
 )
 
-// atLeast reports whether dir's disk has need bytes free.
-func (c *freeCache) atLeast(dir string, need uint64) bool {
+// read returns the free bytes of dir's disk, from the last reading when it
+// is young and far above need.
+func (c *freeCache) read(dir string, need uint64) uint64 {
 	now := c.now()
 	c.mu.Lock()
 	if !c.at.IsZero() && now.Sub(c.at) < freeCacheAge && c.free >= need+freeCacheSlack {
+		free := c.free
 		c.mu.Unlock()
-		return true
+		return free
 	}
 	c.mu.Unlock()
 	free := c.statfs(dir)
 	c.mu.Lock()
 	c.free, c.at = free, now
 	c.mu.Unlock()
-	return free >= need
+	return free
 }
 
 func diskFree(dir string) uint64 {

@@ -51,7 +51,7 @@ type DiskState struct {
 type diskGuard struct {
 	dir     string
 	reserve uint64
-	free    func(dir string) uint64
+	free    freeCache
 	log     *slog.Logger
 	metrics *metrics.Node
 	fatal   func(msg string)
@@ -65,12 +65,13 @@ type diskGuard struct {
 }
 
 func newDiskGuard(cfg Config, log *slog.Logger) *diskGuard {
-	g := &diskGuard{dir: cfg.Dir, reserve: cfg.MinFreeBytes, free: cfg.freeSpace, log: log, metrics: cfg.Metrics, fatal: cfg.Fatal}
+	g := &diskGuard{dir: cfg.Dir, reserve: cfg.MinFreeBytes, free: freeCache{statfs: cfg.freeSpace, now: time.Now},
+		log: log, metrics: cfg.Metrics, fatal: cfg.Fatal}
 	if g.reserve == 0 {
 		g.reserve = DefaultMinFreeBytes
 	}
-	if g.free == nil {
-		g.free = diskFree
+	if g.free.statfs == nil {
+		g.free.statfs = diskFree
 	}
 	if g.fatal == nil {
 		g.fatal = func(msg string) {
@@ -125,7 +126,7 @@ func (g *diskGuard) stop(what string, err error) {
 // state returns the disk's state, logging when it becomes full and when it
 // has room again.
 func (g *diskGuard) state() DiskState {
-	free := g.free(g.dir)
+	free := g.free.read(g.dir, g.reserve) // proposals add at most a few MiB, well within the cache's slack
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	st := DiskState{FreeBytes: free, ReserveBytes: g.reserve}

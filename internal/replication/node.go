@@ -101,7 +101,6 @@ var ErrUnknownOutcome = errors.New("replication: leadership was lost while the c
 // Node is one member of the raft group.
 type Node struct {
 	cfg     Config
-	free    freeCache
 	log     *slog.Logger
 	raft    *raft.Raft
 	wal     *wal.WAL
@@ -143,7 +142,7 @@ func Open(cfg Config) (*Node, error) {
 		cfg.Metrics = metrics.NewNode()
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "replication"), metrics: cfg.Metrics, stop: make(chan struct{}),
-		free: freeCache{statfs: diskFree, now: time.Now}, handoff: make(chan struct{}, 1)}
+		handoff: make(chan struct{}, 1)}
 	n.guard = newDiskGuard(cfg, n.log)
 	var ok bool
 	defer func() {
